@@ -1,0 +1,24 @@
+package sessionstore
+
+import (
+	"errors"
+
+	"github.com/sessionstore/sessionstore/tier"
+)
+
+var (
+	// ErrNotFound is returned by Get when a session does not exist or has
+	// expired. It is an outcome, not a failure.
+	ErrNotFound = tier.ErrNotFound
+	// ErrCorrupt is returned when a stored session cannot be decoded. The
+	// document is left in place and is not cached.
+	ErrCorrupt = tier.ErrCorrupt
+	// ErrTooLarge is returned by Set when the encoded session is larger
+	// than Options.MaxPayload.
+	ErrTooLarge = tier.ErrTooLarge
+	// ErrInvalidID is returned for an id that is empty, not valid UTF-8, or
+	// longer than MaxIDLength bytes with its prefix.
+	ErrInvalidID = errors.New("sessionstore: invalid session id")
+	// ErrClosed is returned by every operation on a store after Close.
+	ErrClosed = errors.New("sessionstore: store is closed")
+)

@@ -1,0 +1,184 @@
+package sessionstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sessionstore/sessionstore/codec"
+	"github.com/sessionstore/sessionstore/ttl"
+)
+
+// Defaults of Options. A zero field of Options means the default below.
+const (
+	DefaultCollection        = "sessions"
+	DefaultTTL               = ttl.DefaultTTL
+	DefaultCacheSize         = 10_000
+	DefaultMaxPayload        = 1 << 20 // 1 MiB
+	DefaultLoadTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultTouchInterval     = time.Second
+	DefaultTouchBatchSize    = 1_000
+	DefaultTouchGranularity  = time.Second
+	DefaultMaxPendingTouches = 100_000
+	DefaultIndexTimeout      = 30 * time.Second
+	DefaultReapInterval      = time.Minute
+
+	// MaxIDLength is the longest id, prefix included, in bytes.
+	MaxIDLength = 512
+	// MaxPayloadLimit is the largest MaxPayload accepted: MongoDB's 16 MiB
+	// document limit less room for the rest of the document.
+	MaxPayloadLimit = 16<<20 - 64<<10
+)
+
+// Clock tells the time. Tests inject one to control expiry.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Options configures a Store. The zero value of every field means its
+// documented default, so a nil *Options gives a working store. New and
+// Open copy the options; changing them afterwards has no effect.
+type Options[T any] struct {
+	// Collection is the collection Open uses; the database comes from the
+	// URI path ("test" when the path is empty). Default "sessions". New
+	// ignores it.
+	Collection string
+	// TTL is how long a session lives after a Set or Touch. Default 24h.
+	TTL time.Duration
+	// TTLFunc, when set, gives each session its own lifetime; a result of
+	// zero or less falls back to TTL. The lifetime is stored with the
+	// session so that touches honour it without reading the session.
+	TTLFunc func(T) time.Duration
+	// Prefix is prepended to every id in the database, and scopes Len, All
+	// and Clear to the ids that carry it.
+	Prefix string
+	// Codec encodes sessions. Default codec.MsgPack[T].
+	Codec codec.Codec[T]
+	// CacheSize is how many sessions the in-memory tier holds. Default
+	// 10 000; a negative value turns the in-memory tier off, so that
+	// every Get reads the database.
+	CacheSize int
+	// MaxPayload is the largest encoded session accepted by Set, in bytes.
+	// Default 1 MiB; at most MaxPayloadLimit.
+	MaxPayload int
+	// LoadTimeout bounds the database read behind a cache miss, which is
+	// shared by every caller waiting on it. Default 10s.
+	LoadTimeout time.Duration
+	// WriteTimeout bounds each background database call: touch flushes
+	// and reaper passes. Default 10s.
+	WriteTimeout time.Duration
+
+	// TouchInterval is how often buffered touches are written. Default 1s.
+	TouchInterval time.Duration
+	// TouchBatchSize is how many pending sessions trigger a write before
+	// the interval ends. Default 1 000.
+	TouchBatchSize int
+	// TouchGranularity rounds new expiries up to a multiple of it, so that
+	// touches group into few commands. Default 1s.
+	TouchGranularity time.Duration
+	// TouchAfter skips a touch that comes within TouchAfter of the
+	// session's last extension (connect-mongo's touchAfter). Default 0:
+	// every touch counts.
+	TouchAfter time.Duration
+	// MaxPendingTouches bounds the sessions waiting for a touch write;
+	// beyond it a touch is dropped, counted and reported. Default 100 000.
+	MaxPendingTouches int
+	// TouchWriteConcern is the write concern of touch writes. Default w:1.
+	TouchWriteConcern *writeconcern.WriteConcern
+
+	// TTLIndex says how the TTL index on expires is managed. Default
+	// ttl.Auto: create or repair it where the server can keep it, and
+	// otherwise run the built-in reaper.
+	TTLIndex ttl.Mode
+	// IndexTimeout bounds TTL index setup. Default 30s.
+	IndexTimeout time.Duration
+	// ReapInterval is how often the built-in reaper deletes expired
+	// sessions, on servers without TTL indexes. Default 1 minute.
+	ReapInterval time.Duration
+
+	// Clock tells the time. Default the system clock.
+	Clock Clock
+	// Logger receives records of what the store decides and of
+	// background failures. Default: discard.
+	Logger *slog.Logger
+	// OnError, when set, is called with every background failure (touch
+	// writes, dropped touches, reaper passes, index setup). It must not
+	// block.
+	OnError func(error)
+	// TracerProvider creates the store's spans. Default the global
+	// provider, a no-op until the application sets one.
+	TracerProvider trace.TracerProvider
+	// MeterProvider creates the store's metrics. Default the global
+	// provider, a no-op until the application sets one.
+	MeterProvider metric.MeterProvider
+}
+
+// withDefaults returns a copy of o with every zero field set to its
+// default, or an error naming the first invalid field.
+func (o *Options[T]) withDefaults() (Options[T], error) {
+	var c Options[T]
+	if o != nil {
+		c = *o
+	}
+	setDefault(&c.Collection, DefaultCollection)
+	setDefault(&c.TTL, DefaultTTL)
+	setDefault(&c.CacheSize, DefaultCacheSize)
+	setDefault(&c.MaxPayload, DefaultMaxPayload)
+	setDefault(&c.LoadTimeout, DefaultLoadTimeout)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.TouchInterval, DefaultTouchInterval)
+	setDefault(&c.TouchBatchSize, DefaultTouchBatchSize)
+	setDefault(&c.TouchGranularity, DefaultTouchGranularity)
+	setDefault(&c.MaxPendingTouches, DefaultMaxPendingTouches)
+	setDefault(&c.IndexTimeout, DefaultIndexTimeout)
+	setDefault(&c.ReapInterval, DefaultReapInterval)
+	if c.Codec == nil {
+		c.Codec = codec.MsgPack[T]{}
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	for _, f := range []struct {
+		name string
+		bad  bool
+	}{
+		{"TTL", c.TTL < 0},
+		{"MaxPayload", c.MaxPayload < 0 || c.MaxPayload > MaxPayloadLimit},
+		{"LoadTimeout", c.LoadTimeout < 0},
+		{"WriteTimeout", c.WriteTimeout < 0},
+		{"TouchInterval", c.TouchInterval < 0},
+		{"TouchBatchSize", c.TouchBatchSize < 0},
+		{"TouchGranularity", c.TouchGranularity < 0},
+		{"TouchAfter", c.TouchAfter < 0},
+		{"MaxPendingTouches", c.MaxPendingTouches < 0},
+		{"IndexTimeout", c.IndexTimeout < 0},
+		{"ReapInterval", c.ReapInterval < 0},
+		{"Prefix", len(c.Prefix) >= MaxIDLength},
+	} {
+		if f.bad {
+			errs = append(errs, fmt.Errorf("sessionstore: Options.%s is out of range", f.name))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func setDefault[V comparable](field *V, def V) {
+	var zero V
+	if *field == zero {
+		*field = def
+	}
+}

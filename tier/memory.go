@@ -1,0 +1,221 @@
+package tier
+
+import (
+	"context"
+	"hash/maphash"
+	"iter"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+var _ interface {
+	Tier
+	Counter
+	Iterator
+	Clearer
+	BatchToucher
+} = (*Memory)(nil)
+
+// minShardSize keeps shards large enough that sharding does not make the
+// least recently used order much coarser.
+const minShardSize = 64
+
+// Memory is a bounded in-process tier: a least-recently-used cache split
+// into shards, each behind its own mutex, so that parallel lookups of
+// different sessions rarely contend. It never holds more than its size in
+// records. Memory is safe for concurrent use; its methods do no I/O and
+// ignore their context.
+type Memory struct {
+	seed   maphash.Seed
+	mask   uint64
+	shards []memoryShard
+
+	evictions atomic.Uint64
+}
+
+type memoryShard struct {
+	mu  sync.Mutex // protects lru
+	lru *simplelru.LRU[string, Record]
+	_   [40]byte // keeps neighbouring shards off one cache line
+}
+
+// NewMemory returns a Memory tier that holds at most size records. It
+// panics if size is less than one.
+func NewMemory(size int) *Memory {
+	if size < 1 {
+		panic("sessionstore: tier.NewMemory: size must be at least 1")
+	}
+	n := 1
+	for n < 4*runtime.GOMAXPROCS(0) && n < 256 && size/(n*2) >= minShardSize {
+		n *= 2
+	}
+	m := &Memory{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]memoryShard, n)}
+	for i := range m.shards {
+		capacity := size / n
+		if i < size%n {
+			capacity++
+		}
+		lru, err := simplelru.NewLRU[string, Record](capacity, nil)
+		if err != nil {
+			panic(err) // unreachable: capacity >= 1
+		}
+		m.shards[i].lru = lru
+	}
+	return m
+}
+
+func (m *Memory) shard(id string) *memoryShard {
+	return &m.shards[maphash.String(m.seed, id)&m.mask]
+}
+
+// Lookup returns the record for id, expired or not, and marks it recently
+// used. It is the allocation-free core of Get.
+func (m *Memory) Lookup(id string) (Record, bool) {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	rec, ok := sh.lru.Get(id)
+	sh.mu.Unlock()
+	return rec, ok
+}
+
+// Get returns the live record for id.
+func (m *Memory) Get(_ context.Context, id string, now time.Time) (Record, error) {
+	rec, ok := m.Lookup(id)
+	if !ok || !rec.Live(now) {
+		return Record{}, ErrNotFound
+	}
+	return rec, nil
+}
+
+// Set stores a copy of rec, evicting the least recently used record of
+// its shard when the shard is full.
+func (m *Memory) Set(_ context.Context, rec Record) error {
+	m.Put(rec)
+	return nil
+}
+
+// Put stores a copy of rec; it is Set without the error.
+func (m *Memory) Put(rec Record) {
+	rec.Payload = append([]byte(nil), rec.Payload...)
+	sh := m.shard(rec.ID)
+	sh.mu.Lock()
+	evicted := sh.lru.Add(rec.ID, rec)
+	sh.mu.Unlock()
+	if evicted {
+		m.evictions.Add(1)
+	}
+}
+
+// Touch moves id's expiry to expires if that is later.
+func (m *Memory) Touch(_ context.Context, id string, expires time.Time) error {
+	m.extend(id, expires)
+	return nil
+}
+
+// extend moves id's expiry forward to expires, if that is later, and
+// reports whether it did.
+func (m *Memory) extend(id string, expires time.Time) bool {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	rec, ok := sh.lru.Peek(id)
+	if !ok || !rec.Expires.Before(expires) {
+		return false
+	}
+	rec.Expires = expires
+	sh.lru.Add(id, rec)
+	return true
+}
+
+// TouchMany extends every id that it holds.
+func (m *Memory) TouchMany(_ context.Context, ids []string, expires time.Time) (int64, error) {
+	var n int64
+	for _, id := range ids {
+		if m.extend(id, expires) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Delete removes id.
+func (m *Memory) Delete(_ context.Context, id string) error {
+	m.Remove(id)
+	return nil
+}
+
+// Remove removes id; it is Delete without the error.
+func (m *Memory) Remove(id string) {
+	sh := m.shard(id)
+	sh.mu.Lock()
+	sh.lru.Remove(id)
+	sh.mu.Unlock()
+}
+
+// Len counts the records live at now.
+func (m *Memory) Len(_ context.Context, now time.Time) (int64, error) {
+	var n int64
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for _, rec := range sh.lru.Values() {
+			if rec.Live(now) {
+				n++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n, nil
+}
+
+// Entries returns how many records the tier holds, expired ones included.
+func (m *Memory) Entries() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += sh.lru.Len()
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Evictions returns how many records have been evicted to make room.
+func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
+
+// All yields the records live at now, one shard at a time. Records added
+// while it runs may or may not be seen.
+func (m *Memory) All(ctx context.Context, now time.Time) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		for i := range m.shards {
+			if err := ctx.Err(); err != nil {
+				yield(Record{}, err)
+				return
+			}
+			sh := &m.shards[i]
+			sh.mu.Lock()
+			recs := sh.lru.Values()
+			sh.mu.Unlock()
+			for _, rec := range recs {
+				if rec.Live(now) && !yield(rec, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Clear removes every record.
+func (m *Memory) Clear(context.Context) error {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		sh.lru.Purge()
+		sh.mu.Unlock()
+	}
+	return nil
+}

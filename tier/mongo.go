@@ -1,0 +1,317 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"regexp"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+
+	"github.com/sessionstore/sessionstore/codec"
+)
+
+var _ interface {
+	Tier
+	Counter
+	Iterator
+	Clearer
+	BatchToucher
+} = (*Mongo)(nil)
+
+// Field names of a session document: {_id, expires, session, rev, ttl}.
+// The first three are the shape express-session stores write.
+const (
+	fieldID      = "_id"
+	fieldExpires = "expires"
+	fieldSession = "session"
+	fieldRev     = "rev" // incremented on every Set
+	fieldTTL     = "ttl" // the session's own lifetime in milliseconds; 0 = default
+)
+
+// MongoOptions configures a Mongo tier. The zero value is ready to use.
+type MongoOptions struct {
+	// Format is the BSON type the session field is written as, and the
+	// only type accepted when reading. Default codec.Binary.
+	Format codec.Format
+	// Prefix scopes Len, All and Clear to the ids that start with it.
+	Prefix string
+	// TouchWriteConcern is used by Touch and TouchMany. Nil means w:1:
+	// a lost extension costs little.
+	TouchWriteConcern *writeconcern.WriteConcern
+}
+
+// Mongo is the authoritative tier: one MongoDB collection holding a
+// document per session. Reads filter on expires themselves, so expired
+// documents are never returned whether or not a TTL index exists or has
+// run. Mongo is safe for concurrent use.
+type Mongo struct {
+	coll    *mongo.Collection
+	touches *mongo.Collection // coll with the touch write concern
+	format  codec.Format
+	scope   bson.D // filter selecting the documents Len, All and Clear see
+}
+
+// NewMongo returns a tier over coll. A nil opts means the defaults.
+func NewMongo(coll *mongo.Collection, opts *MongoOptions) (*Mongo, error) {
+	if coll == nil {
+		return nil, errors.New("sessionstore: nil *mongo.Collection")
+	}
+	var o MongoOptions
+	if opts != nil {
+		o = *opts
+	}
+	switch o.Format {
+	case codec.Binary, codec.Document, codec.String:
+	default:
+		return nil, fmt.Errorf("sessionstore: unknown payload format %d", o.Format)
+	}
+	wc := o.TouchWriteConcern
+	if wc == nil {
+		wc = writeconcern.W1()
+	}
+	m := &Mongo{
+		coll:    coll,
+		touches: coll.Database().Collection(coll.Name(), options.Collection().SetWriteConcern(wc)),
+		format:  o.Format,
+		scope:   bson.D{},
+	}
+	if o.Prefix != "" {
+		m.scope = bson.D{{Key: fieldID, Value: bson.Regex{Pattern: "^" + regexp.QuoteMeta(o.Prefix)}}}
+	}
+	return m, nil
+}
+
+// Collection returns the collection the tier works on.
+func (m *Mongo) Collection() *mongo.Collection { return m.coll }
+
+func liveFilter(base bson.D, now time.Time) bson.D {
+	f := make(bson.D, 0, len(base)+1)
+	f = append(f, base...)
+	return append(f, bson.E{Key: fieldExpires, Value: bson.D{{Key: "$gt", Value: bson.NewDateTimeFromTime(now)}}})
+}
+
+// Get reads the live document for id.
+func (m *Mongo) Get(ctx context.Context, id string, now time.Time) (Record, error) {
+	raw, err := m.coll.FindOne(ctx, liveFilter(bson.D{{Key: fieldID, Value: id}}, now)).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Record{}, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("sessionstore: mongodb find: %w", err)
+	}
+	return m.decode(raw)
+}
+
+// decode turns a raw session document into a Record. The payload is
+// copied out of raw.
+func (m *Mongo) decode(raw bson.Raw) (Record, error) {
+	var rec Record
+	id, ok := raw.Lookup(fieldID).StringValueOK()
+	if !ok {
+		return Record{}, fmt.Errorf("%w: _id is not a string", ErrCorrupt)
+	}
+	rec.ID = id
+	exp, ok := raw.Lookup(fieldExpires).DateTimeOK()
+	if !ok {
+		return Record{}, fmt.Errorf("%w: expires is not a date", ErrCorrupt)
+	}
+	rec.Expires = time.UnixMilli(exp)
+	if v, err := raw.LookupErr(fieldTTL); err == nil {
+		if ms, ok := v.AsInt64OK(); ok && ms > 0 {
+			rec.TTL = time.Duration(ms) * time.Millisecond
+		}
+	}
+	v, err := raw.LookupErr(fieldSession)
+	if err != nil {
+		return Record{}, fmt.Errorf("%w: no session field", ErrCorrupt)
+	}
+	var payload []byte
+	switch m.format {
+	case codec.Binary:
+		if _, data, ok := v.BinaryOK(); ok {
+			payload = data
+		}
+	case codec.Document:
+		if doc, ok := v.DocumentOK(); ok {
+			payload = doc
+		}
+	case codec.String:
+		if s, ok := v.StringValueOK(); ok {
+			payload = []byte(s)
+		}
+	}
+	if payload == nil {
+		return Record{}, fmt.Errorf("%w: session field is BSON %s, the codec expects %s", ErrCorrupt, v.Type, m.format)
+	}
+	rec.Payload = append([]byte(nil), payload...)
+	return rec, nil
+}
+
+func (m *Mongo) payload(p []byte) (any, error) {
+	switch m.format {
+	case codec.Document:
+		if err := bson.Raw(p).Validate(); err != nil {
+			return nil, fmt.Errorf("sessionstore: codec output is not a BSON document: %w", err)
+		}
+		return bson.Raw(p), nil
+	case codec.String:
+		return string(p), nil
+	default:
+		return bson.Binary{Subtype: bson.TypeBinaryGeneric, Data: p}, nil
+	}
+}
+
+// Set upserts rec, incrementing the document's revision.
+func (m *Mongo) Set(ctx context.Context, rec Record) error {
+	p, err := m.payload(rec.Payload)
+	if err != nil {
+		return err
+	}
+	update := bson.D{
+		{Key: "$set", Value: bson.D{
+			{Key: fieldExpires, Value: bson.NewDateTimeFromTime(rec.Expires)},
+			{Key: fieldSession, Value: p},
+			{Key: fieldTTL, Value: rec.TTL.Milliseconds()},
+		}},
+		{Key: "$inc", Value: bson.D{{Key: fieldRev, Value: int64(1)}}},
+	}
+	_, err = m.coll.UpdateOne(ctx, bson.D{{Key: fieldID, Value: rec.ID}}, update, options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("sessionstore: mongodb upsert: %w", err)
+	}
+	return nil
+}
+
+func touchUpdate(expires time.Time) bson.D {
+	return bson.D{{Key: "$set", Value: bson.D{{Key: fieldExpires, Value: bson.NewDateTimeFromTime(expires)}}}}
+}
+
+// earlier matches documents whose expiry is before t: a touch never
+// shortens a session.
+func earlier(t time.Time) bson.E {
+	return bson.E{Key: fieldExpires, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t)}}}
+}
+
+// Touch moves id's expiry to expires if that is later. It never creates a
+// document.
+func (m *Mongo) Touch(ctx context.Context, id string, expires time.Time) error {
+	_, err := m.touches.UpdateOne(ctx, bson.D{{Key: fieldID, Value: id}, earlier(expires)}, touchUpdate(expires))
+	if err != nil {
+		return fmt.Errorf("sessionstore: mongodb touch: %w", err)
+	}
+	return nil
+}
+
+// TouchMany moves the expiry of every id to expires where that is later,
+// in one updateMany command. It never creates a document.
+func (m *Mongo) TouchMany(ctx context.Context, ids []string, expires time.Time) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}, earlier(expires)}
+	res, err := m.touches.UpdateMany(ctx, filter, touchUpdate(expires))
+	if err != nil {
+		return 0, fmt.Errorf("sessionstore: mongodb touch %d sessions: %w", len(ids), err)
+	}
+	return res.ModifiedCount, nil
+}
+
+// TTLs returns the stored lifetime of each id that exists, zero where the
+// session uses the store's default, in one find command.
+func (m *Mongo) TTLs(ctx context.Context, ids []string) (map[string]time.Duration, error) {
+	ttls := make(map[string]time.Duration, len(ids))
+	if len(ids) == 0 {
+		return ttls, nil
+	}
+	cur, err := m.coll.Find(ctx, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: fieldTTL, Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("sessionstore: mongodb find lifetimes: %w", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	for cur.Next(ctx) {
+		id, ok := cur.Current.Lookup(fieldID).StringValueOK()
+		if !ok {
+			continue
+		}
+		var d time.Duration
+		if ms, ok := cur.Current.Lookup(fieldTTL).AsInt64OK(); ok && ms > 0 {
+			d = time.Duration(ms) * time.Millisecond
+		}
+		ttls[id] = d
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("sessionstore: mongodb find lifetimes: %w", err)
+	}
+	return ttls, nil
+}
+
+// Delete removes id.
+func (m *Mongo) Delete(ctx context.Context, id string) error {
+	if _, err := m.coll.DeleteOne(ctx, bson.D{{Key: fieldID, Value: id}}); err != nil {
+		return fmt.Errorf("sessionstore: mongodb delete: %w", err)
+	}
+	return nil
+}
+
+// Len counts the documents in scope that are live at now.
+func (m *Mongo) Len(ctx context.Context, now time.Time) (int64, error) {
+	n, err := m.coll.CountDocuments(ctx, liveFilter(m.scope, now))
+	if err != nil {
+		return 0, fmt.Errorf("sessionstore: mongodb count: %w", err)
+	}
+	return n, nil
+}
+
+// All streams the documents in scope that are live at now, in batches
+// through a cursor: the collection is never loaded into memory. A document
+// that cannot be read yields an error wrapping ErrCorrupt, and the
+// sequence goes on.
+func (m *Mongo) All(ctx context.Context, now time.Time) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		cur, err := m.coll.Find(ctx, liveFilter(m.scope, now))
+		if err != nil {
+			yield(Record{}, fmt.Errorf("sessionstore: mongodb find: %w", err))
+			return
+		}
+		defer cur.Close(context.WithoutCancel(ctx))
+		for cur.Next(ctx) {
+			rec, err := m.decode(cur.Current)
+			if err != nil {
+				if id, ok := cur.Current.Lookup(fieldID).StringValueOK(); ok {
+					rec.ID = id
+				}
+			}
+			if !yield(rec, err) {
+				return
+			}
+		}
+		if err := cur.Err(); err != nil {
+			yield(Record{}, fmt.Errorf("sessionstore: mongodb cursor: %w", err))
+		}
+	}
+}
+
+// Clear deletes every document in scope, expired or not.
+func (m *Mongo) Clear(ctx context.Context) error {
+	if _, err := m.coll.DeleteMany(ctx, m.scope); err != nil {
+		return fmt.Errorf("sessionstore: mongodb clear: %w", err)
+	}
+	return nil
+}
+
+// Reap deletes every document of the collection that expired before now,
+// whatever its prefix, as a TTL index would.
+func (m *Mongo) Reap(ctx context.Context, now time.Time) (int64, error) {
+	res, err := m.coll.DeleteMany(ctx, bson.D{earlier(now)})
+	if err != nil {
+		return 0, fmt.Errorf("sessionstore: mongodb reap: %w", err)
+	}
+	return res.DeletedCount, nil
+}

@@ -1,0 +1,83 @@
+// Package tier holds the storage tiers behind a session store: [Memory], a
+// bounded in-process LRU, and [Mongo], the authoritative MongoDB collection.
+//
+// Tiers move encoded [Record] values; they never see the session type. The
+// [Tier] interface is the part every tier implements. Further capabilities
+// ([Counter], [Iterator], [Clearer], [BatchToucher]) are separate interfaces,
+// found by type assertion.
+package tier
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+)
+
+// Sentinel errors shared by every tier. Tiers wrap them with detail; test
+// with errors.Is.
+var (
+	// ErrNotFound reports a session that does not exist or has expired.
+	ErrNotFound = errors.New("sessionstore: session not found")
+	// ErrCorrupt reports a stored document that cannot be read as a session.
+	ErrCorrupt = errors.New("sessionstore: corrupt session document")
+	// ErrTooLarge reports a payload over the configured size limit.
+	ErrTooLarge = errors.New("sessionstore: session payload too large")
+)
+
+// Record is one encoded session.
+type Record struct {
+	// ID is the session's key in the tier, prefix included.
+	ID string
+	// Payload is the codec's output. Tiers copy it on Set and hand out
+	// slices that callers must not modify.
+	Payload []byte
+	// Expires is when the session stops being readable.
+	Expires time.Time
+	// TTL is the session's own lifetime, kept so that a touch can extend
+	// it without decoding the payload. Zero means the store's default.
+	TTL time.Duration
+}
+
+// Live reports whether r has not expired at now.
+func (r *Record) Live(now time.Time) bool { return now.Before(r.Expires) }
+
+// Tier is a place that keeps records. Implementations are safe for
+// concurrent use.
+type Tier interface {
+	// Get returns the live record for id, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string, now time.Time) (Record, error)
+	// Set creates or replaces the record with rec.ID.
+	Set(ctx context.Context, rec Record) error
+	// Touch moves id's expiry to expires if that is later than its
+	// current one. It never creates a record; touching a missing id is
+	// not an error.
+	Touch(ctx context.Context, id string, expires time.Time) error
+	// Delete removes id. Deleting a missing id is not an error.
+	Delete(ctx context.Context, id string) error
+}
+
+// Counter is a tier that can count its live records.
+type Counter interface {
+	Len(ctx context.Context, now time.Time) (int64, error)
+}
+
+// Iterator is a tier that can list its live records.
+type Iterator interface {
+	// All yields every record live at now, one at a time. A non-nil error
+	// ends the sequence unless it wraps ErrCorrupt, which concerns one
+	// record only.
+	All(ctx context.Context, now time.Time) iter.Seq2[Record, error]
+}
+
+// Clearer is a tier that can remove every record.
+type Clearer interface {
+	Clear(ctx context.Context) error
+}
+
+// BatchToucher is a tier that extends many records in one call.
+type BatchToucher interface {
+	// TouchMany moves the expiry of each id to expires where that is
+	// later, and reports how many records it changed.
+	TouchMany(ctx context.Context, ids []string, expires time.Time) (int64, error)
+}
