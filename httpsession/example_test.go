@@ -1,0 +1,88 @@
+package httpsession_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+
+	"github.com/sessionstore/sessionstore/httpsession"
+	"github.com/sessionstore/sessionstore/tier"
+)
+
+// Visits is what this example keeps in a session.
+type Visits struct {
+	Count int `json:"count"`
+}
+
+// memStore stands in for *sessionstore.Store[Visits].
+type memStore struct {
+	mu sync.Mutex // protects m
+	m  map[string]Visits
+}
+
+func (s *memStore) Get(_ context.Context, id string) (Visits, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[id]
+	if !ok {
+		return Visits{}, tier.ErrNotFound
+	}
+	return v, nil
+}
+
+func (s *memStore) Set(_ context.Context, id string, v Visits) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[id] = v
+	return nil
+}
+
+func (s *memStore) Touch(context.Context, string) error { return nil }
+
+func (s *memStore) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+	return nil
+}
+
+func Example() {
+	sessions, err := httpsession.New(&memStore{m: map[string]Visits{}}, &httpsession.Options{
+		Secrets: []string{"new secret", "old secret"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	counter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := httpsession.FromContext[Visits](r.Context())
+		s.Update(func(v *Visits) { v.Count++ })
+		fmt.Fprintf(w, "visit %d", s.Value().Count)
+	})
+	srv := httptest.NewServer(sessions.Handler(counter))
+	defer srv.Close()
+
+	var cookie *http.Cookie
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if c := resp.Cookies(); len(c) > 0 {
+			cookie = c[0]
+		}
+		fmt.Printf("%s (cookie sent: %v)\n", body, len(resp.Cookies()) > 0)
+	}
+	// Output:
+	// visit 1 (cookie sent: true)
+	// visit 2 (cookie sent: false)
+	// visit 3 (cookie sent: false)
+}

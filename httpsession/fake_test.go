@@ -1,0 +1,106 @@
+package httpsession_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/sessionstore/sessionstore/httpsession"
+	"github.com/sessionstore/sessionstore/tier"
+)
+
+// fakeStore is an in-memory httpsession.Store that records its calls.
+type fakeStore[T any] struct {
+	mu    sync.Mutex   // protects the fields below
+	data  map[string]T // sessions by id
+	calls []string     // "Op id", in order
+	// Errors to return from each operation instead of doing it.
+	getErr, setErr, touchErr, deleteErr error
+}
+
+var _ httpsession.Store[int] = (*fakeStore[int])(nil)
+
+func newFakeStore[T any]() *fakeStore[T] {
+	return &fakeStore[T]{data: make(map[string]T)}
+}
+
+func (f *fakeStore[T]) record(op, id string) {
+	f.calls = append(f.calls, op+" "+id)
+}
+
+func (f *fakeStore[T]) Get(_ context.Context, id string) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Get", id)
+	var zero T
+	if f.getErr != nil {
+		return zero, f.getErr
+	}
+	v, ok := f.data[id]
+	if !ok {
+		return zero, fmt.Errorf("fake: %q: %w", id, tier.ErrNotFound)
+	}
+	return v, nil
+}
+
+func (f *fakeStore[T]) Set(_ context.Context, id string, v T) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Set", id)
+	if f.setErr != nil {
+		return f.setErr
+	}
+	f.data[id] = v
+	return nil
+}
+
+func (f *fakeStore[T]) Touch(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Touch", id)
+	return f.touchErr
+}
+
+func (f *fakeStore[T]) Delete(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Delete", id)
+	if f.deleteErr != nil {
+		return f.deleteErr
+	}
+	delete(f.data, id)
+	return nil
+}
+
+// takeCalls returns the calls recorded since the last takeCalls.
+func (f *fakeStore[T]) takeCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+// ids returns the stored ids, sorted.
+func (f *fakeStore[T]) ids() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.data))
+}
+
+// get returns the value stored under id.
+func (f *fakeStore[T]) get(id string) (T, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.data[id]
+	return v, ok
+}
+
+// put stores v under id without recording a call.
+func (f *fakeStore[T]) put(id string, v T) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.data[id] = v
+}

@@ -1,0 +1,218 @@
+package httpsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/sessionstore/sessionstore/tier"
+)
+
+// Store is where a [Manager] keeps sessions; *sessionstore.Store[T]
+// satisfies it. Implementations must be safe for concurrent use.
+type Store[T any] interface {
+	// Get returns the session stored under id. For a missing or expired
+	// session it returns an error for which errors.Is(err, tier.ErrNotFound)
+	// holds; sessionstore.ErrNotFound is the same value.
+	Get(ctx context.Context, id string) (T, error)
+	// Set creates or replaces the session stored under id.
+	Set(ctx context.Context, id string, v T) error
+	// Touch extends the expiry of the session stored under id. It never
+	// creates a session.
+	Touch(ctx context.Context, id string) error
+	// Delete removes the session stored under id. Deleting a missing id is
+	// not an error.
+	Delete(ctx context.Context, id string) error
+}
+
+// Options configures a [Manager]. The zero value of every field other than
+// Secrets means its default. New copies Options and never modifies them.
+type Options struct {
+	// Secrets sign and verify the cookie. The first signs; any of them
+	// verifies, so a new secret can be put first while cookies signed with
+	// the old one stay valid. At least one is required and none may be
+	// empty.
+	Secrets []string
+	// CookieName is the cookie's name. The default is "connect.sid",
+	// express-session's default.
+	CookieName string
+	// Path is the cookie's Path attribute. The default is "/".
+	Path string
+	// Domain is the cookie's Domain attribute. Empty omits it, which limits
+	// the cookie to the host that set it.
+	Domain string
+	// MaxAge is the cookie's lifetime in the browser, sent as Max-Age in
+	// whole seconds, rounded up. Zero makes a browser-session cookie. It
+	// does not limit how long the Store keeps the session.
+	MaxAge time.Duration
+	// AllowScriptAccess leaves the HttpOnly attribute off, letting
+	// JavaScript in the page read the cookie. False (the default) sets
+	// HttpOnly.
+	AllowScriptAccess bool
+	// Secure sets the cookie's Secure attribute.
+	Secure bool
+	// SameSite is the cookie's SameSite attribute. Zero omits it.
+	SameSite http.SameSite
+	// SaveUninitialized stores a fresh session that the handler did not
+	// change, and sends its cookie. False (the default) stores nothing and
+	// sends no cookie for it.
+	SaveUninitialized bool
+	// Rolling sends the cookie on every response that has a stored session,
+	// restarting its MaxAge.
+	Rolling bool
+	// Resave stores a session loaded from the store even when the handler
+	// did not change it. False (the default) only touches it.
+	Resave bool
+	// Logger receives store failures that cannot reach ErrorHandler,
+	// changes made too late to be saved and, at Debug level, cookies that
+	// fail verification. Nil discards them.
+	Logger *slog.Logger
+	// ErrorHandler writes the response when the store fails while the
+	// response can still be changed: loading the session, or saving it
+	// after a handler that wrote nothing. A missing session is not a
+	// failure. Nil logs the error and replies 500 Internal Server Error.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// Manager is session middleware over a [Store]. It is safe for concurrent
+// use.
+type Manager[T any] struct {
+	// All fields are set by New and read-only after.
+	store   Store[T]
+	opts    Options // defaults filled in, Secrets copied
+	maxAge  int     // Max-Age attribute in seconds; 0 omits it
+	logger  *slog.Logger
+	onError func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// New returns a Manager that keeps sessions in store. It reports an error
+// if store is nil, opts is nil or has no secrets, a secret is empty, MaxAge
+// is negative, or the cookie name, path or domain is invalid.
+func New[T any](store Store[T], opts *Options) (*Manager[T], error) {
+	if store == nil {
+		return nil, errors.New("httpsession: nil store")
+	}
+	if opts == nil || len(opts.Secrets) == 0 {
+		return nil, errors.New("httpsession: no secrets")
+	}
+	m := &Manager[T]{store: store, opts: *opts}
+	m.opts.Secrets = append([]string(nil), opts.Secrets...)
+	for _, s := range m.opts.Secrets {
+		if s == "" {
+			return nil, errors.New("httpsession: empty secret")
+		}
+	}
+	if m.opts.MaxAge < 0 {
+		return nil, errors.New("httpsession: negative MaxAge")
+	}
+	secs := m.opts.MaxAge / time.Second
+	if m.opts.MaxAge%time.Second != 0 {
+		secs++
+	}
+	m.maxAge = int(min(secs, math.MaxInt32))
+	if m.opts.CookieName == "" {
+		m.opts.CookieName = "connect.sid"
+	}
+	if m.opts.Path == "" {
+		m.opts.Path = "/"
+	}
+	if err := m.cookie("x").Valid(); err != nil {
+		return nil, fmt.Errorf("httpsession: invalid cookie options: %w", err)
+	}
+	m.logger = m.opts.Logger
+	if m.logger == nil {
+		m.logger = slog.New(slog.DiscardHandler)
+	}
+	m.onError = m.opts.ErrorHandler
+	if m.onError == nil {
+		m.onError = m.replyError
+	}
+	return m, nil
+}
+
+// Handler returns middleware that gives each request a session and saves
+// it before the response headers are written, or when next returns if it
+// wrote nothing. The session is in the context of the request next
+// receives; see [FromContext].
+//
+// The store calls that save the session use the request's context without
+// its cancellation, so a client that hangs up does not undo a change the
+// handler made. If next panics, the session is not saved.
+func (m *Manager[T]) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.load(r)
+		if err != nil {
+			m.onError(w, r, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), contextKey[T]{}, s))
+		sw := &responseWriter[T]{ResponseWriter: w, r: r, s: s}
+		next.ServeHTTP(sw, r)
+		if s.committed {
+			return
+		}
+		if err := s.commit(context.WithoutCancel(r.Context()), w.Header()); err != nil {
+			m.onError(w, r, err)
+		}
+	})
+}
+
+// FromContext returns the session the middleware put in ctx, or nil if
+// ctx has no session of type T.
+func FromContext[T any](ctx context.Context) *Session[T] {
+	s, _ := ctx.Value(contextKey[T]{}).(*Session[T])
+	return s
+}
+
+// contextKey is the context key for a *Session[T].
+type contextKey[T any] struct{}
+
+// load returns the session named by r's cookie, or a fresh one.
+func (m *Manager[T]) load(r *http.Request) (*Session[T], error) {
+	s := &Session[T]{m: m}
+	for _, c := range r.CookiesNamed(m.opts.CookieName) {
+		if id, ok := ParseCookieValue(c.Value, m.opts.Secrets); ok {
+			s.cookieID = id
+			break
+		}
+		m.logger.DebugContext(r.Context(), "httpsession: ignoring session cookie with an invalid signature")
+	}
+	if s.cookieID == "" {
+		return s, nil
+	}
+	v, err := m.store.Get(r.Context(), s.cookieID)
+	switch {
+	case err == nil:
+		s.id, s.value, s.loaded, s.stored = s.cookieID, v, true, true
+	case errors.Is(err, tier.ErrNotFound):
+		// Missing or expired: the request gets a fresh session, with a
+		// new id, as in express-session.
+	default:
+		return nil, fmt.Errorf("httpsession: load session: %w", err)
+	}
+	return s, nil
+}
+
+// cookie returns the session cookie carrying value.
+func (m *Manager[T]) cookie(value string) *http.Cookie {
+	return &http.Cookie{
+		Name:     m.opts.CookieName,
+		Value:    value,
+		Path:     m.opts.Path,
+		Domain:   m.opts.Domain,
+		MaxAge:   m.maxAge,
+		HttpOnly: !m.opts.AllowScriptAccess,
+		Secure:   m.opts.Secure,
+		SameSite: m.opts.SameSite,
+	}
+}
+
+// replyError is the default ErrorHandler.
+func (m *Manager[T]) replyError(w http.ResponseWriter, r *http.Request, err error) {
+	m.logger.ErrorContext(r.Context(), "httpsession: session store failed", "err", err)
+	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+}

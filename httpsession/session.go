@@ -1,0 +1,152 @@
+package httpsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Session is one request's session, from [FromContext].
+//
+// A Session belongs to the request it came with. It is not safe for
+// concurrent use: use it from the goroutine serving the request, or
+// synchronize, and never concurrently with writes to the ResponseWriter,
+// since the first write saves it. After that, Set and Update change only
+// what Value returns, Destroy does nothing, and Regenerate returns an
+// error; the first late Set, Update or Destroy is logged at Warn level.
+type Session[T any] struct {
+	m *Manager[T]
+	// The fields below are owned by the goroutine serving the request.
+	id          string // current id; "" until needed for a fresh session
+	cookieID    string // id from the request's valid cookie, or ""
+	value       T
+	loaded      bool // the session came from the store
+	stored      bool // the store holds id
+	modified    bool // Set, Update or Regenerate was called
+	destroyed   bool // Destroy was called
+	committed   bool // the session was saved or skipped; too late to change
+	lateChanged bool // a change after committed was logged
+}
+
+// ID returns the session's id. A fresh session gets its id on first use.
+func (s *Session[T]) ID() string {
+	if s.id == "" {
+		s.id = newID()
+	}
+	return s.id
+}
+
+// Value returns the session's value: the zero T for a fresh session. If T
+// holds maps, slices or pointers, change what they refer to through
+// [Session.Update] or [Session.Set], so that the change is saved.
+func (s *Session[T]) Value() T { return s.value }
+
+// Set replaces the session's value and marks the session changed.
+func (s *Session[T]) Set(v T) {
+	s.value = v
+	s.changed("Set")
+}
+
+// Update calls fn with a pointer to the session's value and marks the
+// session changed.
+func (s *Session[T]) Update(fn func(v *T)) {
+	fn(&s.value)
+	s.changed("Update")
+}
+
+// IsNew reports whether the session was not loaded from the store: the
+// request had no valid cookie, or its session was missing or expired.
+func (s *Session[T]) IsNew() bool { return !s.loaded }
+
+// Destroy ends the session: when the middleware saves, it deletes the
+// session from the store and expires the cookie. Value then returns the
+// zero T; later calls to Set and Update change only what Value returns.
+func (s *Session[T]) Destroy() {
+	if s.committed {
+		s.warnLate("Destroy")
+		return
+	}
+	var zero T
+	s.value, s.destroyed = zero, true
+}
+
+// Regenerate gives the session a new id, keeping its value, and deletes
+// the old id from the store at once. Call it on login, so that an id known
+// before login, perhaps planted by an attacker, is worthless after it. The
+// new cookie is sent with the response. It returns an error if the delete
+// fails, leaving the session unchanged, or if the session was destroyed or
+// the response has started.
+func (s *Session[T]) Regenerate(ctx context.Context) error {
+	if s.committed {
+		return errors.New("httpsession: regenerate after the response started")
+	}
+	if s.destroyed {
+		return errors.New("httpsession: regenerate a destroyed session")
+	}
+	if s.stored {
+		if err := s.m.store.Delete(ctx, s.id); err != nil {
+			return fmt.Errorf("httpsession: regenerate: delete old session: %w", err)
+		}
+		s.stored = false
+	}
+	s.id = newID()
+	s.modified = true
+	return nil
+}
+
+// changed marks the session changed by op, or logs that it is too late.
+func (s *Session[T]) changed(op string) {
+	if s.committed {
+		s.warnLate(op)
+		return
+	}
+	s.modified = true
+}
+
+// warnLate logs, once per request, a change made after the response
+// started.
+func (s *Session[T]) warnLate(op string) {
+	if s.lateChanged {
+		return
+	}
+	s.lateChanged = true
+	s.m.logger.Warn("httpsession: session changed after the response started; not saved", "op", op)
+}
+
+// commit saves the session as express-session would and adds its cookie,
+// if any, to h. The middleware calls it once per request.
+func (s *Session[T]) commit(ctx context.Context, h http.Header) error {
+	s.committed = true
+	m := s.m
+	if s.destroyed {
+		c := m.cookie("")
+		c.MaxAge, c.Expires = -1, time.Unix(0, 0)
+		h.Add("Set-Cookie", c.String())
+		if !s.stored {
+			return nil
+		}
+		if err := m.store.Delete(ctx, s.id); err != nil {
+			return fmt.Errorf("httpsession: delete session: %w", err)
+		}
+		return nil
+	}
+	switch {
+	case s.modified || (s.stored && m.opts.Resave) || (!s.stored && m.opts.SaveUninitialized):
+		if err := m.store.Set(ctx, s.ID(), s.value); err != nil {
+			return fmt.Errorf("httpsession: save session: %w", err)
+		}
+	case s.stored:
+		if err := m.store.Touch(ctx, s.id); err != nil {
+			return fmt.Errorf("httpsession: touch session: %w", err)
+		}
+	default:
+		// Fresh and unchanged: nothing stored, so no cookie.
+		return nil
+	}
+	if s.id != s.cookieID || m.opts.Rolling || (m.maxAge > 0 && s.modified) {
+		h.Add("Set-Cookie", m.cookie(CookieValue(s.id, m.opts.Secrets[0])).String())
+	}
+	return nil
+}
