@@ -175,3 +175,7 @@ func withDatabase(uri, db string) string {
 	u.Path = "/" + db
 	return u.String()
 }
+
+func optionsTTL() *options.IndexOptionsBuilder {
+	return options.Index().SetExpireAfterSeconds(0)
+}
