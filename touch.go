@@ -218,11 +218,12 @@ func (t *toucher) flush(ctx context.Context) error {
 	defer func() { <-t.flushing }()
 	t.mu.Lock()
 	batch := t.pending
-	t.pending = make(map[string]pendingTouch, len(batch))
-	t.mu.Unlock()
 	if len(batch) == 0 {
+		t.mu.Unlock()
 		return nil
 	}
+	t.pending = make(map[string]pendingTouch, len(batch))
+	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, t.writeTimeout)
 	defer cancel()
 	failed, err := t.store.flushTouches(ctx, batch)
