@@ -301,7 +301,9 @@ func (s *Store[T]) release(key string, st *keyState) {
 
 // Set stores v as session id, in the database first and then in memory,
 // and sets its expiry to now plus its lifetime. If the write fails, the
-// new value is not cached.
+// new value is not cached, and a cached copy is dropped: after a timeout
+// the server may or may not have applied the write, and the next Get
+// reads what it holds.
 func (s *Store[T]) Set(ctx context.Context, id string, v T) error {
 	ctx, op := s.obs.start(ctx, opSet)
 	err := s.set(ctx, id, v)

@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -479,5 +480,53 @@ func TestOpenUsesTheURIDatabase(t *testing.T) {
 	}
 	if _, err := sessionstore.Open[profile](ctx, "not a uri", nil); err == nil {
 		t.Fatal("Open accepted a bad URI")
+	}
+}
+
+// A waiter whose context ends returns at once; the shared load goes on for
+// the others.
+func TestCancelledWaiterDoesNotCancelTheSharedLoad(t *testing.T) {
+	coll := mongotest.Collection(t)
+	if err := newStore[profile](t, coll, nil).Set(bg(t), "w", profile{User: "shared"}); err != nil {
+		t.Fatal(err)
+	}
+	mcoll, cmds := monitored(t, coll)
+	s := newStore[profile](t, mcoll, nil)
+	found, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func(name string) {
+		if name == "find" {
+			once.Do(func() { close(found); <-release })
+		}
+	}
+	cmds.hold.Store(&hold)
+
+	impatient, cancel := context.WithCancel(bg(t))
+	impatientErr := make(chan error, 1)
+	go func() {
+		_, err := s.Get(impatient, "w")
+		impatientErr <- err
+	}()
+	<-found // the load is in flight, started by the impatient caller
+	patient := make(chan profile, 1)
+	go func() {
+		v, _ := s.Get(bg(t), "w")
+		patient <- v
+	}()
+	cancel()
+	select {
+	case err := <-impatientErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Get = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled Get waited for the shared load")
+	}
+	close(release)
+	if v := <-patient; v.User != "shared" {
+		t.Fatalf("the other waiter got %+v: the shared load was cancelled", v)
+	}
+	if n := cmds.count("find"); n != 1 {
+		t.Fatalf("%d find commands, want 1", n)
 	}
 }
