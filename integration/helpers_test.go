@@ -64,6 +64,21 @@ func (c *commands) monitor() *event.CommandMonitor {
 	}
 }
 
+// holdFirst holds the first successful command called name before its
+// result reaches the caller: found is closed then, and the command
+// returns when release is closed.
+func (c *commands) holdFirst(name string) (found, release chan struct{}) {
+	found, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func(n string) {
+		if n == name {
+			once.Do(func() { close(found); <-release })
+		}
+	}
+	c.hold.Store(&hold)
+	return found, release
+}
+
 func (c *commands) count(name string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -362,14 +362,7 @@ func TestLoadRacingAWriteDoesNotCacheOldData(t *testing.T) {
 			if err := newStore[profile](t, coll, nil).Set(ctx, "r", profile{User: "old"}); err != nil {
 				t.Fatal(err)
 			}
-			found, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			hold := func(name string) {
-				if name == "find" {
-					once.Do(func() { close(found); <-release })
-				}
-			}
-			cmds.hold.Store(&hold)
+			found, release := cmds.holdFirst("find")
 			got := make(chan profile, 1)
 			go func() {
 				v, _ := s.Get(ctx, "r")
@@ -492,14 +485,7 @@ func TestCancelledWaiterDoesNotCancelTheSharedLoad(t *testing.T) {
 	}
 	mcoll, cmds := monitored(t, coll)
 	s := newStore[profile](t, mcoll, nil)
-	found, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	hold := func(name string) {
-		if name == "find" {
-			once.Do(func() { close(found); <-release })
-		}
-	}
-	cmds.hold.Store(&hold)
+	found, release := cmds.holdFirst("find")
 
 	impatient, cancel := context.WithCancel(bg(t))
 	impatientErr := make(chan error, 1)
