@@ -79,14 +79,18 @@ type observer struct {
 	queued, skipped, flushed, drop metric.Int64Counter
 	reaped, errs                   metric.Int64Counter
 	duration                       metric.Float64Histogram
-	gauges                         metric.Registration
+
+	meter            metric.Meter
+	entries, pending metric.Int64ObservableGauge
+	evictions        metric.Int64ObservableCounter
+	gauges           metric.Registration // set by observe
 }
 
 // gaugeFunc reports the in-memory entries, evictions so far and pending
 // touches for the observable instruments.
 type gaugeFunc func() (entries int64, evictions int64, pending int64)
 
-func newObserver(coll *mongo.Collection, tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger, onError func(error), gauges gaugeFunc) (*observer, error) {
+func newObserver(coll *mongo.Collection, tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger, onError func(error)) (*observer, error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
@@ -112,6 +116,7 @@ func newObserver(coll *mongo.Collection, tp trace.TracerProvider, mp metric.Mete
 		}
 	}
 	m := mp.Meter(tracing.ScopeName)
+	o.meter = m
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64Counter {
 		c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
@@ -131,26 +136,31 @@ func newObserver(coll *mongo.Collection, tp trace.TracerProvider, mp metric.Mete
 	h, err := m.Float64Histogram(tracing.MetricDuration, metric.WithUnit("s"), metric.WithDescription("Duration of store operations."))
 	errs = append(errs, err)
 	o.duration = h
-	entries, err := m.Int64ObservableGauge(tracing.MetricCacheEntries, metric.WithUnit("{session}"), metric.WithDescription("Sessions held in memory."))
+	o.entries, err = m.Int64ObservableGauge(tracing.MetricCacheEntries, metric.WithUnit("{session}"), metric.WithDescription("Sessions held in memory."))
 	errs = append(errs, err)
-	pending, err := m.Int64ObservableGauge(tracing.MetricTouchPending, metric.WithUnit("{session}"), metric.WithDescription("Sessions waiting for a touch write."))
+	o.pending, err = m.Int64ObservableGauge(tracing.MetricTouchPending, metric.WithUnit("{session}"), metric.WithDescription("Sessions waiting for a touch write."))
 	errs = append(errs, err)
-	evictions, err := m.Int64ObservableCounter(tracing.MetricEvictions, metric.WithUnit("{session}"), metric.WithDescription("Sessions evicted from memory to make room."))
+	o.evictions, err = m.Int64ObservableCounter(tracing.MetricEvictions, metric.WithUnit("{session}"), metric.WithDescription("Sessions evicted from memory to make room."))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	o.gauges, err = m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
-		e, ev, p := gauges()
-		obs.ObserveInt64(entries, e)
-		obs.ObserveInt64(evictions, ev)
-		obs.ObserveInt64(pending, p)
-		return nil
-	}, entries, pending, evictions)
-	if err != nil {
-		return nil, err
-	}
 	return o, nil
+}
+
+// observe registers gauges as the source of the observable instruments.
+// Call it once everything gauges reads is set: a reader may call it at
+// once, from another goroutine.
+func (o *observer) observe(gauges gaugeFunc) error {
+	var err error
+	o.gauges, err = o.meter.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
+		e, ev, p := gauges()
+		obs.ObserveInt64(o.entries, e)
+		obs.ObserveInt64(o.evictions, ev)
+		obs.ObserveInt64(o.pending, p)
+		return nil
+	}, o.entries, o.pending, o.evictions)
+	return err
 }
 
 func (s *Store[T]) gauges() (entries, evictions, pending int64) {
@@ -241,6 +251,7 @@ func (op *operation) attrs(kv ...attribute.KeyValue) {
 	}
 }
 
+func (o *observer) loadStarted()  { o.loads.Add(context.Background(), 1) }
 func (o *observer) touchQueued()  { o.queued.Add(context.Background(), 1) }
 func (o *observer) touchSkipped() { o.skipped.Add(context.Background(), 1) }
 func (o *observer) touchDropped(n int) {

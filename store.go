@@ -125,11 +125,17 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 	if opts.CacheSize > 0 {
 		s.mem = tier.NewMemory(opts.CacheSize)
 	}
-	s.obs, err = newObserver(coll, opts.TracerProvider, opts.MeterProvider, opts.Logger, opts.OnError, s.gauges)
+	s.obs, err = newObserver(coll, opts.TracerProvider, opts.MeterProvider, opts.Logger, opts.OnError)
 	if err != nil {
 		return nil, err
 	}
 	s.touches = newToucher(s)
+	// Only now that the fields s.gauges reads are set: a reader may
+	// collect at once, on another goroutine.
+	if err := s.obs.observe(s.gauges); err != nil {
+		s.touches.stop()
+		return nil, err
+	}
 	s.index, err = startIndexer(ctx, s)
 	if err != nil {
 		s.touches.stop()
@@ -198,10 +204,17 @@ func (s *Store[T]) get(ctx context.Context, op *operation, id string) (T, error)
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
-	ch := s.loads.DoChan(key, func() (any, error) { return s.load(ctx, key) })
+	// started is set by the read only this caller's function runs, before
+	// the result is sent on ch. res.Shared cannot tell: it is true for
+	// every caller, the one that started the read too, once any joined.
+	started := false
+	ch := s.loads.DoChan(key, func() (any, error) {
+		started = true
+		return s.load(ctx, key)
+	})
 	select {
 	case res := <-ch:
-		op.loaded(res.Shared)
+		op.loaded(!started)
 		if res.Err != nil {
 			return zero, res.Err
 		}
@@ -217,6 +230,7 @@ func (s *Store[T]) load(caller context.Context, key string) (tier.Record, error)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), s.opts.LoadTimeout)
 	defer cancel()
 	ctx, job := s.obs.start(ctx, opLoad)
+	s.obs.loadStarted()
 	st, gen := s.beginLoad(key)
 	rec, err := s.db.Get(ctx, key, s.now())
 	if err == nil {
@@ -306,12 +320,28 @@ func (s *Store[T]) release(key string, st *keyState) {
 // reads what it holds.
 func (s *Store[T]) Set(ctx context.Context, id string, v T) error {
 	ctx, op := s.obs.start(ctx, opSet)
-	err := s.set(ctx, id, v)
+	err := s.set(ctx, id, v, time.Time{})
 	op.end(err)
 	return err
 }
 
-func (s *Store[T]) set(ctx context.Context, id string, v T) error {
+// SetUntil is Set with an expiry chosen by the caller: session id expires
+// at expires, kept at the millisecond precision of a BSON date, instead
+// of now plus its lifetime. It is for callers that decide expiries
+// themselves, such as scs, which passes an absolute one to every Commit.
+// A zero expires means now plus the lifetime, as with Set; an expiry not
+// after now stores a session that reads as missing. The lifetime used by
+// a later Touch is the same as after Set.
+func (s *Store[T]) SetUntil(ctx context.Context, id string, v T, expires time.Time) error {
+	ctx, op := s.obs.start(ctx, opSet)
+	err := s.set(ctx, id, v, expires)
+	op.end(err)
+	return err
+}
+
+// set stores v with the expiry until, or now plus its lifetime when until
+// is zero.
+func (s *Store[T]) set(ctx context.Context, id string, v T, until time.Time) error {
 	key, err := s.key(id)
 	if err != nil {
 		return err
@@ -331,6 +361,9 @@ func (s *Store[T]) set(ctx context.Context, id string, v T) error {
 	}
 	life := s.policy.For(v)
 	rec := tier.Record{ID: key, Payload: payload, Expires: ttl.Expiry(s.now(), life)}
+	if !until.IsZero() {
+		rec.Expires = until.Truncate(time.Millisecond)
+	}
 	if s.opts.TTLFunc != nil {
 		rec.TTL = life
 	}
