@@ -66,15 +66,72 @@ func (s *Store[T]) touch(id string) error {
 	return s.touches.add(key, p)
 }
 
-// pendingTouch is a touch waiting to be written.
-type pendingTouch struct {
-	at   time.Time     // when the session was touched
-	life time.Duration // its lifetime; 0 when it must be read from the database
+// TouchUntil is Touch with an expiry chosen by the caller: it extends
+// session id's expiry to expires, for callers that decide expiries
+// themselves, such as scs. Like Touch it never shortens an expiry, never
+// creates a session and does not wait for the database: the extension is
+// buffered and written with the next batch, with expires rounded up to
+// TouchGranularity. An expiry not after now does nothing. When the
+// session is in memory, a touch that would move its expiry forward by
+// less than TouchAfter (by nothing, when TouchAfter is 0) is skipped.
+func (s *Store[T]) TouchUntil(ctx context.Context, id string, expires time.Time) error {
+	_, op := s.obs.start(ctx, opTouch)
+	err := s.touchUntil(id, expires)
+	op.end(err)
+	return err
 }
 
-// expires returns the expiry the touch asks for, rounded up to g.
+func (s *Store[T]) touchUntil(id string, expires time.Time) error {
+	key, err := s.key(id)
+	if err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	now := s.now()
+	expires = expires.Truncate(time.Millisecond)
+	if !expires.After(now) {
+		return nil
+	}
+	if s.mem != nil {
+		if rec, ok := s.mem.Lookup(key); ok {
+			if gain := expires.Sub(rec.Expires); gain <= 0 || gain < s.opts.TouchAfter {
+				s.obs.touchSkipped()
+				return nil
+			}
+			s.mem.Touch(context.Background(), key, expires)
+		}
+	}
+	return s.touches.add(key, pendingTouch{at: now, until: expires})
+}
+
+// pendingTouch is a touch waiting to be written.
+type pendingTouch struct {
+	at    time.Time     // when the session was touched
+	life  time.Duration // its lifetime; 0 when it must be read from the database
+	until time.Time     // the expiry asked for by TouchUntil; zero for Touch
+}
+
+// target returns the expiry p asks for before rounding, or false when its
+// lifetime is still to be read from the database.
+func (p pendingTouch) target() (time.Time, bool) {
+	switch {
+	case !p.until.IsZero():
+		return p.until, true
+	case p.life == 0:
+		return time.Time{}, false
+	}
+	return p.at.Add(p.life), true
+}
+
+// expires returns the expiry the touch asks for, rounded up to g: until
+// when set, else the touch time plus life.
 func (p pendingTouch) expires(life, g time.Duration) time.Time {
-	t := p.at.Add(life)
+	t := p.until
+	if t.IsZero() {
+		t = p.at.Add(life)
+	}
 	if r := t.Truncate(g); r.Before(t) {
 		t = r.Add(g)
 	}
@@ -83,7 +140,9 @@ func (p pendingTouch) expires(life, g time.Duration) time.Time {
 
 // later returns the touch of p and q that asks for the later expiry.
 func later(p, q pendingTouch) pendingTouch {
-	if q.life == 0 || p.life == 0 {
+	pt, pok := p.target()
+	qt, qok := q.target()
+	if !pok || !qok {
 		// A touch whose lifetime is unknown is resolved at write time;
 		// keep the most recent one.
 		if q.at.After(p.at) {
@@ -91,7 +150,7 @@ func later(p, q pendingTouch) pendingTouch {
 		}
 		return p
 	}
-	if q.at.Add(q.life).After(p.at.Add(p.life)) {
+	if qt.After(pt) {
 		return q
 	}
 	return p
@@ -307,7 +366,7 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 	ctx, job := s.obs.start(ctx, opTouchFlush)
 	var unknown []string
 	for key, p := range batch {
-		if p.life == 0 {
+		if _, ok := p.target(); !ok {
 			unknown = append(unknown, key)
 		}
 	}

@@ -1,0 +1,295 @@
+package scsstore_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/integration/mongotest"
+	"github.com/sessionstore/sessionstore/scsstore"
+	"github.com/sessionstore/sessionstore/ttl"
+)
+
+func TestMain(m *testing.M) { mongotest.Main(m) }
+
+// callTimeout bounds every server call a test makes itself.
+const callTimeout = 30 * time.Second
+
+func bg(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newSessions returns a store for the adapter over coll, closed when the
+// test ends. TTL index management is off: FerretDB v1 has no TTL indexes
+// and reads filter expired sessions anyway.
+func newSessions(t *testing.T, coll *mongo.Collection, opts *sessionstore.Options[[]byte]) *sessionstore.Store[[]byte] {
+	t.Helper()
+	if opts == nil {
+		opts = &sessionstore.Options[[]byte]{}
+	}
+	opts.TTLIndex = ttl.Off
+	s, err := scsstore.NewSessionStore(coll, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// recorder is an scs store that remembers the expiry scs asked for in the
+// last commit of each token.
+type recorder struct {
+	*scsstore.Store
+
+	mu      sync.Mutex // protects expiry
+	expiry  map[string]time.Time
+	commits int
+}
+
+func record(s *scsstore.Store) *recorder {
+	return &recorder{Store: s, expiry: map[string]time.Time{}}
+}
+
+func (r *recorder) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	r.mu.Lock()
+	r.expiry[token] = expiry
+	r.commits++
+	r.mu.Unlock()
+	return r.Store.CommitCtx(ctx, token, b, expiry)
+}
+
+func (r *recorder) lastExpiry(t *testing.T, token string) time.Time {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	exp, ok := r.expiry[token]
+	if !ok {
+		t.Fatalf("scs never committed %q", token)
+	}
+	return exp
+}
+
+// app serves a SessionManager's session over HTTP:
+//
+//	/put?k=key&v=value  puts value under key
+//	/get?k=key          writes the value under key (reads only)
+//	/destroy            destroys the session
+//	/renew              renews the session token
+type app struct {
+	t    *testing.T
+	sm   *scs.SessionManager
+	srv  *httptest.Server
+	jar  *cookiejar.Jar
+	http *http.Client
+}
+
+func newApp(t *testing.T, sm *scs.SessionManager) *app {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/put", func(w http.ResponseWriter, r *http.Request) {
+		sm.Put(r.Context(), r.URL.Query().Get("k"), r.URL.Query().Get("v"))
+	})
+	mux.HandleFunc("/get", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, sm.GetString(r.Context(), r.URL.Query().Get("k")))
+	})
+	mux.HandleFunc("/destroy", func(w http.ResponseWriter, r *http.Request) {
+		if err := sm.Destroy(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("/renew", func(w http.ResponseWriter, r *http.Request) {
+		if err := sm.RenewToken(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	srv := httptest.NewServer(sm.LoadAndSave(mux))
+	t.Cleanup(srv.Close)
+	a := &app{t: t, sm: sm, srv: srv}
+	a.jar, _ = cookiejar.New(nil)
+	a.http = &http.Client{Jar: a.jar, Timeout: callTimeout}
+	return a
+}
+
+// client returns a new browser: its own cookie jar, the same server.
+func (a *app) client() *app {
+	c := *a
+	c.jar, _ = cookiejar.New(nil)
+	c.http = &http.Client{Jar: c.jar, Timeout: callTimeout}
+	return &c
+}
+
+// do requests path and returns the body.
+func (a *app) do(path string, query ...string) string {
+	a.t.Helper()
+	q := url.Values{}
+	for i := 0; i+1 < len(query); i += 2 {
+		q.Set(query[i], query[i+1])
+	}
+	u := a.srv.URL + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	resp, err := a.http.Get(u)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		a.t.Fatalf("GET %s: %s: %s", u, resp.Status, body)
+	}
+	return string(body)
+}
+
+// token returns the session cookie's value, "" when there is none.
+func (a *app) token() string {
+	u, _ := url.Parse(a.srv.URL)
+	for _, c := range a.jar.Cookies(u) {
+		if c.Name == a.sm.Cookie.Name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// commands records the commands a client sends on one collection.
+type commands struct {
+	coll string
+
+	mu   sync.Mutex // protects seen
+	seen []bson.Raw // command documents, in order
+}
+
+func (c *commands) monitor() *event.CommandMonitor {
+	return &event.CommandMonitor{
+		Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			if name, ok := e.Command.Lookup(e.CommandName).StringValueOK(); !ok || name != c.coll {
+				return
+			}
+			c.mu.Lock()
+			c.seen = append(c.seen, bson.Raw(slices.Clone(e.Command)))
+			c.mu.Unlock()
+		},
+	}
+}
+
+// take returns the commands recorded since the last take.
+func (c *commands) take() []bson.Raw {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := c.seen
+	c.seen = nil
+	return seen
+}
+
+// names lists the names of cmds.
+func names(cmds []bson.Raw) []string {
+	var ns []string
+	for _, c := range cmds {
+		if elems, err := c.Elements(); err == nil && len(elems) > 0 {
+			ns = append(ns, elems[0].Key())
+		}
+	}
+	return ns
+}
+
+// monitored returns coll as seen through a new client whose commands on
+// it are recorded.
+func monitored(t *testing.T, coll *mongo.Collection) (*mongo.Collection, *commands) {
+	t.Helper()
+	c := &commands{coll: coll.Name()}
+	client, err := mongo.Connect(options.Client().ApplyURI(mongotest.URI()).SetMonitor(c.monitor()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		_ = client.Disconnect(ctx)
+	})
+	return client.Database(coll.Database().Name()).Collection(coll.Name()), c
+}
+
+// rawDoc reads the document with _id id straight from the server.
+func rawDoc(t *testing.T, coll *mongo.Collection, id string) (bson.Raw, bool) {
+	t.Helper()
+	raw, err := coll.FindOne(bg(t), bson.D{{Key: "_id", Value: id}}).Raw()
+	if err == mongo.ErrNoDocuments {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, true
+}
+
+// stored returns the expiry and payload of document id.
+func stored(t *testing.T, coll *mongo.Collection, id string) (time.Time, []byte) {
+	t.Helper()
+	raw, ok := rawDoc(t, coll, id)
+	if !ok {
+		t.Fatalf("document %q is missing", id)
+	}
+	ms, ok := raw.Lookup("expires").DateTimeOK()
+	if !ok {
+		t.Fatalf("document %q: expires is not a date: %v", id, raw.Lookup("expires"))
+	}
+	_, data, ok := raw.Lookup("session").BinaryOK()
+	if !ok {
+		t.Fatalf("document %q: session is not binary: %v", id, raw.Lookup("session"))
+	}
+	return time.UnixMilli(ms), data
+}
+
+// roundUp returns t rounded up to a multiple of g, as touches are.
+func roundUp(t time.Time, g time.Duration) time.Time {
+	if r := t.Truncate(g); r.Before(t) {
+		return r.Add(g)
+	}
+	return t
+}
+
+// clock is a settable sessionstore.Clock.
+type clock struct {
+	mu  sync.Mutex // protects now
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
