@@ -1,0 +1,89 @@
+package main
+
+import (
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sessionstore/sessionstore/httpsession"
+)
+
+// sessionLifetime is how long a session lives after its last request: the
+// cookie's Max-Age and the store's TTL.
+const sessionLifetime = 7 * 24 * time.Hour
+
+// Session is the demo's session. Its document is the one express-session
+// keeps, so an Express app given the same collection and secret reads it
+// as req.session, with req.session.something.
+type Session struct {
+	Cookie    Cookie `bson:"cookie"`
+	Something string `bson:"something,omitempty"`
+}
+
+// Cookie is the cookie object express-session stores with every session;
+// Express reads originalMaxAge and expires from it when it loads one.
+// Expires is the expiry when the session was last saved: touches move the
+// document's top-level expires, which is what the store goes by, and leave
+// the session itself alone.
+type Cookie struct {
+	OriginalMaxAge int64     `bson:"originalMaxAge"` // milliseconds
+	Expires        time.Time `bson:"expires"`
+	HTTPOnly       bool      `bson:"httpOnly"`
+	Path           string    `bson:"path"`
+	SameSite       string    `bson:"sameSite"`
+}
+
+// newApp returns the demo's handler: session middleware with
+// express-session's defaults and the npm demo's cookie settings, then a
+// middleware that gives each new session a random "something", then
+// GET / answering OK. secret signs the session cookie; logger receives a
+// line per request saying whether its session is new.
+func newApp(store httpsession.Store[Session], secret string, logger *slog.Logger) (http.Handler, error) {
+	sessions, err := httpsession.New(store, &httpsession.Options{
+		Secrets:    []string{secret},
+		CookieName: "connect.sid",
+		MaxAge:     sessionLifetime,
+		SameSite:   http.SameSiteStrictMode,
+		// The cookie's Max-Age restarts on every response, as the store's
+		// expiry does on every touch.
+		Rolling: true,
+		Logger:  logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "OK")
+	})
+	return sessions.Handler(something(mux, logger)), nil
+}
+
+// something gives a session without a "something" a random one, which
+// saves the session, and logs whether the session is new or existing. An
+// existing session is left unchanged, so the middleware only touches it.
+func something(next http.Handler, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := httpsession.FromContext[Session](r.Context())
+		v := s.Value()
+		if v.Something == "" {
+			v.Something = rand.Text()
+			v.Cookie = Cookie{
+				OriginalMaxAge: sessionLifetime.Milliseconds(),
+				Expires:        time.Now().Add(sessionLifetime).UTC(),
+				HTTPOnly:       true,
+				Path:           "/",
+				SameSite:       "strict",
+			}
+			s.Set(v)
+		}
+		msg := "existing session"
+		if s.IsNew() {
+			msg = "new session"
+		}
+		logger.InfoContext(r.Context(), msg, "something", v.Something, "path", r.URL.Path)
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+// embeddedDatabase is the database named in the embedded server's URI.
+const embeddedDatabase = "demo"
+
+// embedded is a FerretDB v1 server running inside the demo's process,
+// keeping its data in SQLite files.
+type embedded struct {
+	uri    string             // with embeddedDatabase as its path
+	cancel context.CancelFunc // stops Run
+	done   chan struct{}      // closed when Run has returned
+}
+
+// startFerretDB starts FerretDB on the TCP address addr, keeping its
+// databases in dir, which it creates if needed. FerretDB logs to logger.
+// The caller must call stop.
+func startFerretDB(addr, dir string, logger *slog.Logger) (*embedded, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded FerretDB: data directory: %w", err)
+	}
+	// FerretDB's own error for a busy address is vague, and it leaves its
+	// backend open when listening fails, so try the address first.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded FerretDB cannot listen on %s (%w); stop what uses it, set FERRETDB_ADDR to another address, or set MONGODB_URI to use a running server", addr, err)
+	}
+	if err := ln.Close(); err != nil {
+		return nil, err
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + filepath.ToSlash(dir) + "/",
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded FerretDB: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &embedded{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		_ = f.Run(ctx) // always nil; returns once every connection is closed
+	}()
+	// New has bound the listener, so MongoDBURI does not wait for Run.
+	u, err := url.Parse(f.MongoDBURI())
+	if err != nil {
+		e.stop(context.Background())
+		return nil, fmt.Errorf("embedded FerretDB: %w", err)
+	}
+	u.Path = "/" + embeddedDatabase
+	e.uri = u.String()
+	return e, nil
+}
+
+// stop stops the server and waits for it, or for ctx to end.
+func (e *embedded) stop(ctx context.Context) error {
+	e.cancel()
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("embedded FerretDB did not stop: %w", context.Cause(ctx))
+	}
+}
