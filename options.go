@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
@@ -20,6 +21,7 @@ const (
 	DefaultTTL               = ttl.DefaultTTL
 	DefaultCacheSize         = 10_000
 	DefaultMaxPayload        = 1 << 20 // 1 MiB
+	DefaultMaxCacheAge       = time.Minute
 	DefaultLoadTimeout       = 10 * time.Second
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultTouchInterval     = time.Second
@@ -60,7 +62,10 @@ type Options[T any] struct {
 	// session so that touches honour it without reading the session.
 	TTLFunc func(T) time.Duration
 	// Prefix is prepended to every id in the database, and scopes Len, All
-	// and Clear to the ids that carry it.
+	// and Clear to the ids that start with it. Stores sharing a collection
+	// need prefixes where none starts with another: Clear with prefix
+	// "app:" also deletes the sessions of prefix "app:admin:". It must be
+	// valid UTF-8 without NUL bytes.
 	Prefix string
 	// Codec encodes sessions. Default codec.MsgPack[T].
 	Codec codec.Codec[T]
@@ -68,6 +73,13 @@ type Options[T any] struct {
 	// 10 000; a negative value turns the in-memory tier off, so that
 	// every Get reads the database.
 	CacheSize int
+	// MaxCacheAge is how long a session read from or written to the
+	// database is answered from memory before Get reads it again, so that
+	// a Delete or Set by another instance is seen within MaxCacheAge.
+	// Touches do not renew it. Default 1 minute; a negative value keeps
+	// sessions in memory until they expire or are evicted, right for a
+	// single instance.
+	MaxCacheAge time.Duration
 	// MaxPayload is the largest encoded session accepted by Set, in bytes.
 	// Default 1 MiB; at most MaxPayloadLimit.
 	MaxPayload int
@@ -134,6 +146,7 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 	setDefault(&c.TTL, DefaultTTL)
 	setDefault(&c.CacheSize, DefaultCacheSize)
 	setDefault(&c.MaxPayload, DefaultMaxPayload)
+	setDefault(&c.MaxCacheAge, DefaultMaxCacheAge)
 	setDefault(&c.LoadTimeout, DefaultLoadTimeout)
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.TouchInterval, DefaultTouchInterval)
@@ -167,7 +180,7 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 		{"MaxPendingTouches", c.MaxPendingTouches < 0},
 		{"IndexTimeout", c.IndexTimeout < 0},
 		{"ReapInterval", c.ReapInterval < 0},
-		{"Prefix", len(c.Prefix) >= MaxIDLength},
+		{"Prefix", len(c.Prefix) >= MaxIDLength || strings.ContainsRune(c.Prefix, 0)},
 	} {
 		if f.bad {
 			errs = append(errs, fmt.Errorf("sessionstore: Options.%s is out of range", f.name))

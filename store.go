@@ -161,8 +161,14 @@ func (s *Store[T]) key(id string) (string, error) {
 func (s *Store[T]) now() time.Time { return s.opts.Clock.Now() }
 
 // decode turns a record into a value the caller owns.
-func (s *Store[T]) decode(rec tier.Record) (T, error) {
-	var v T
+// A codec that panics is reported as a decoding error.
+func (s *Store[T]) decode(rec tier.Record) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("%w: %T panicked decoding the session: %v", ErrCorrupt, s.opts.Codec, r)
+		}
+	}()
 	if err := s.opts.Codec.Decode(rec.Payload, &v); err != nil {
 		var zero T
 		return zero, fmt.Errorf("%w: cannot decode the session with %T: %v", ErrCorrupt, s.opts.Codec, err)
@@ -170,10 +176,24 @@ func (s *Store[T]) decode(rec tier.Record) (T, error) {
 	return v, nil
 }
 
+// cached returns key's record from memory if it is live at now and was
+// read from or written to the database less than MaxCacheAge ago.
+func (s *Store[T]) cached(key string, now time.Time) (tier.Record, bool) {
+	if s.mem == nil {
+		return tier.Record{}, false
+	}
+	rec, ok := s.mem.Lookup(key)
+	if !ok || !rec.Live(now) || (s.opts.MaxCacheAge > 0 && now.Sub(rec.Fetched) >= s.opts.MaxCacheAge) {
+		return tier.Record{}, false
+	}
+	return rec, true
+}
+
 // Get returns the session id. It returns an error wrapping ErrNotFound
 // when the session does not exist or has expired.
 //
-// A session in memory is decoded from there; the value returned is the
+// A session in memory, read from or written to the database less than
+// MaxCacheAge ago, is decoded from there; the value returned is the
 // caller's own, and changing it changes nothing stored. Otherwise Get
 // reads the database, and concurrent Gets of one id share a single read.
 // If ctx ends first, Get returns at once; the shared read goes on for the
@@ -194,11 +214,9 @@ func (s *Store[T]) get(ctx context.Context, op *operation, id string) (T, error)
 	if s.closed.Load() {
 		return zero, ErrClosed
 	}
-	if s.mem != nil {
-		if rec, ok := s.mem.Lookup(key); ok && rec.Live(s.now()) {
-			op.hit()
-			return s.decode(rec)
-		}
+	if rec, ok := s.cached(key, s.now()); ok {
+		op.hit()
+		return s.decode(rec)
 	}
 	op.miss()
 	if err := ctx.Err(); err != nil {
@@ -227,12 +245,20 @@ func (s *Store[T]) get(ctx context.Context, op *operation, id string) (T, error)
 // load reads key from the database for every caller waiting on it. It
 // runs detached from the caller's cancellation, bounded by LoadTimeout.
 func (s *Store[T]) load(caller context.Context, key string) (tier.Record, error) {
+	// A Get that missed just before an earlier load of key cached it and
+	// left the group starts a load of its own: answer it from memory
+	// rather than read the database again.
+	if rec, ok := s.cached(key, s.now()); ok {
+		return rec, nil
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), s.opts.LoadTimeout)
 	defer cancel()
 	ctx, job := s.obs.start(ctx, opLoad)
 	s.obs.loadStarted()
 	st, gen := s.beginLoad(key)
-	rec, err := s.db.Get(ctx, key, s.now())
+	now := s.now()
+	rec, err := s.db.Get(ctx, key, now)
+	rec.Fetched = now
 	if err == nil {
 		// Check the payload before caching it: a corrupt document is
 		// reported to every caller and never cached.
@@ -281,6 +307,9 @@ func (s *Store[T]) endWrite(key string, st *keyState, rec *tier.Record, err erro
 	defer s.mu.Unlock()
 	st.gen++
 	st.writers--
+	// A Get from now on must not join a load that started before the
+	// write: it could return what the write replaced.
+	s.loads.Forget(key)
 	if s.mem != nil {
 		if err != nil || st.dirty || rec == nil {
 			s.mem.Remove(key)
@@ -360,13 +389,15 @@ func (s *Store[T]) set(ctx context.Context, id string, v T, until time.Time) err
 		return err
 	}
 	life := s.policy.For(v)
-	rec := tier.Record{ID: key, Payload: payload, Expires: ttl.Expiry(s.now(), life)}
+	now := s.now()
+	rec := tier.Record{ID: key, Payload: payload, Expires: ttl.Expiry(now, life), Fetched: now}
 	if !until.IsZero() {
 		rec.Expires = until.Truncate(time.Millisecond)
 	}
 	if s.opts.TTLFunc != nil {
 		rec.TTL = life
 	}
+	s.touches.forget(key) // a touch buffered before must not override this expiry
 	st := s.beginWrite(key)
 	err = s.db.Set(ctx, rec)
 	s.endWrite(key, st, &rec, err)
@@ -401,7 +432,9 @@ func (s *Store[T]) delete(ctx context.Context, id string) error {
 }
 
 // Len returns the number of unexpired sessions in the database (those
-// with the store's prefix, when it has one).
+// with the store's prefix, when it has one). Touches still buffered are
+// not counted: call Flush first to include sessions kept alive only by
+// them.
 func (s *Store[T]) Len(ctx context.Context) (int64, error) {
 	ctx, op := s.obs.start(ctx, opLen)
 	n, err := s.length(ctx)
@@ -427,7 +460,8 @@ type Entry[T any] struct {
 // store's prefix, when it has one) through a cursor, never loading the
 // collection into memory. A session that cannot be decoded yields an
 // error wrapping ErrCorrupt, with its ID set, and the sequence goes on;
-// any other error ends it. Sessions read by All are not cached.
+// any other error ends it. Sessions read by All are not cached. Touches
+// still buffered are not seen: call Flush first to include them.
 func (s *Store[T]) All(ctx context.Context) iter.Seq2[Entry[T], error] {
 	return func(yield func(Entry[T], error) bool) {
 		ctx, op := s.obs.start(ctx, opAll)
@@ -466,17 +500,21 @@ func (s *Store[T]) clear(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.touches.forgetAll()
 	err := s.db.Clear(ctx)
-	if s.mem != nil {
-		s.mu.Lock()
-		for _, st := range s.keys {
-			st.dirty = st.writers > 0
-			st.gen++
-		}
-		_ = s.mem.Clear(ctx)
-		s.mu.Unlock()
+	s.mu.Lock()
+	for key, st := range s.keys {
+		st.dirty = st.writers > 0
+		st.gen++
+		s.loads.Forget(key)
 	}
+	if s.mem != nil {
+		_ = s.mem.Clear(ctx)
+	}
+	s.mu.Unlock()
 	return err
 }
 

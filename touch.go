@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sessionstore/sessionstore/ttl"
+	"github.com/sessionstore/sessionstore/tier"
 )
 
 // maxIDsPerCommand bounds the ids of one touch command, keeping each
@@ -20,68 +20,40 @@ const maxIDsPerCommand = 1_000
 const maxTouchBackoff = 30 * time.Second
 
 // Touch extends session id's expiry to now plus its lifetime. It never
-// shortens an expiry and never creates a session: touching a session that
-// does not exist does nothing.
+// shortens an expiry, never creates a session and never revives an
+// expired one: touching a session that does not exist does nothing.
 //
-// Touch does not wait for the database. It updates the in-memory copy at
-// once and buffers the extension; a background flusher writes buffered
+// Touch does not wait for the database. It buffers the extension and
+// updates the in-memory copy; a background flusher writes buffered
 // touches in batches every TouchInterval, or sooner when TouchBatchSize
 // sessions are waiting. Flush writes them now. With TouchAfter set, a
-// touch within TouchAfter of the session's last extension is skipped.
+// touch of a session held in memory within TouchAfter of its last
+// extension is skipped.
 func (s *Store[T]) Touch(ctx context.Context, id string) error {
 	_, op := s.obs.start(ctx, opTouch)
-	err := s.touch(id)
+	err := s.touch(id, time.Time{})
 	op.end(err)
 	return err
-}
-
-func (s *Store[T]) touch(id string) error {
-	key, err := s.key(id)
-	if err != nil {
-		return err
-	}
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	now := s.now()
-	p := pendingTouch{at: now}
-	if s.opts.TTLFunc == nil {
-		p.life = s.opts.TTL
-	}
-	if s.mem != nil {
-		if rec, ok := s.mem.Lookup(key); ok {
-			if s.opts.TTLFunc != nil {
-				p.life = rec.TTL
-				if p.life <= 0 {
-					p.life = s.opts.TTL
-				}
-			}
-			if s.opts.TouchAfter > 0 && now.Sub(rec.Expires.Add(-p.life)) < s.opts.TouchAfter {
-				s.obs.touchSkipped()
-				return nil
-			}
-			s.mem.Touch(context.Background(), key, ttl.Expiry(now, p.life))
-		}
-	}
-	return s.touches.add(key, p)
 }
 
 // TouchUntil is Touch with an expiry chosen by the caller: it extends
 // session id's expiry to expires, for callers that decide expiries
 // themselves, such as scs. Like Touch it never shortens an expiry, never
-// creates a session and does not wait for the database: the extension is
-// buffered and written with the next batch, with expires rounded up to
+// creates or revives a session, and does not wait for the database: the
+// extension is buffered and written with the next batch, rounded up to
 // TouchGranularity. An expiry not after now does nothing. When the
 // session is in memory, a touch that would move its expiry forward by
 // less than TouchAfter (by nothing, when TouchAfter is 0) is skipped.
 func (s *Store[T]) TouchUntil(ctx context.Context, id string, expires time.Time) error {
 	_, op := s.obs.start(ctx, opTouch)
-	err := s.touchUntil(id, expires)
+	err := s.touch(id, expires.Truncate(time.Millisecond))
 	op.end(err)
 	return err
 }
 
-func (s *Store[T]) touchUntil(id string, expires time.Time) error {
+// touch buffers a touch of id: to until when it is set, else to now
+// plus the session's lifetime.
+func (s *Store[T]) touch(id string, until time.Time) error {
 	key, err := s.key(id)
 	if err != nil {
 		return err
@@ -90,68 +62,105 @@ func (s *Store[T]) touchUntil(id string, expires time.Time) error {
 		return ErrClosed
 	}
 	now := s.now()
-	expires = expires.Truncate(time.Millisecond)
-	if !expires.After(now) {
+	p := pendingTouch{until: until}
+	if until.IsZero() {
+		p.at = now
+		if s.opts.TTLFunc == nil {
+			p.life = s.opts.TTL
+		}
+	} else if !until.After(now) {
 		return nil
 	}
+	var cached tier.Record
+	held := false
 	if s.mem != nil {
-		if rec, ok := s.mem.Lookup(key); ok {
-			if gain := expires.Sub(rec.Expires); gain <= 0 || gain < s.opts.TouchAfter {
-				s.obs.touchSkipped()
-				return nil
+		cached, held = s.mem.Lookup(key)
+		held = held && cached.Live(now)
+	}
+	if held {
+		if p.life == 0 && !p.at.IsZero() {
+			p.life = cached.TTL
+			if p.life <= 0 {
+				p.life = s.opts.TTL
 			}
-			s.mem.Touch(context.Background(), key, expires)
+		}
+		target, _ := p.target()
+		if s.skip(cached, target, now) {
+			s.obs.touchSkipped()
+			return nil
 		}
 	}
-	return s.touches.add(key, pendingTouch{at: now, until: expires})
+	queued, err := s.touches.add(key, p)
+	if err != nil || !queued {
+		return err
+	}
+	if held {
+		if target, ok := p.target(); ok {
+			s.mem.Extend(key, target.Truncate(time.Millisecond), now)
+		}
+	}
+	return nil
 }
 
-// pendingTouch is a touch waiting to be written.
+// skip reports whether a touch of a cached session to target does not
+// count: it gains nothing, or TouchAfter has not passed since the
+// session's last extension.
+func (s *Store[T]) skip(cached tier.Record, target, now time.Time) bool {
+	if !target.After(cached.Expires) {
+		return true
+	}
+	if s.opts.TouchAfter <= 0 {
+		return false
+	}
+	if cached.TTL > 0 || s.opts.TTLFunc == nil {
+		life := cached.TTL
+		if life <= 0 {
+			life = s.opts.TTL
+		}
+		return now.Sub(cached.Expires.Add(-life)) < s.opts.TouchAfter
+	}
+	return target.Sub(cached.Expires) < s.opts.TouchAfter
+}
+
+// pendingTouch is a touch waiting to be written: a relative one (at plus
+// life), an absolute one (until), or both merged.
 type pendingTouch struct {
-	at    time.Time     // when the session was touched
-	life  time.Duration // its lifetime; 0 when it must be read from the database
-	until time.Time     // the expiry asked for by TouchUntil; zero for Touch
+	at    time.Time     // when a relative touch was made; zero if none
+	life  time.Duration // its lifetime; 0 while it must be read from the database
+	until time.Time     // the latest expiry asked for by TouchUntil; zero if none
 }
 
-// target returns the expiry p asks for before rounding, or false when its
-// lifetime is still to be read from the database.
+// target returns the expiry p asks for before rounding, or false while
+// the lifetime of its relative touch is still to be read.
 func (p pendingTouch) target() (time.Time, bool) {
-	switch {
-	case !p.until.IsZero():
-		return p.until, true
-	case p.life == 0:
-		return time.Time{}, false
+	if !p.at.IsZero() {
+		if p.life == 0 {
+			return time.Time{}, false
+		}
+		if t := p.at.Add(p.life); t.After(p.until) {
+			return t, true
+		}
 	}
-	return p.at.Add(p.life), true
+	return p.until, true
 }
 
-// expires returns the expiry the touch asks for, rounded up to g: until
-// when set, else the touch time plus life.
-func (p pendingTouch) expires(life, g time.Duration) time.Time {
-	t := p.until
-	if t.IsZero() {
-		t = p.at.Add(life)
-	}
+// roundUp returns t rounded up to a multiple of g, at BSON's millisecond
+// precision.
+func roundUp(t time.Time, g time.Duration) time.Time {
 	if r := t.Truncate(g); r.Before(t) {
 		t = r.Add(g)
 	}
 	return t.Truncate(time.Millisecond)
 }
 
-// later returns the touch of p and q that asks for the later expiry.
-func later(p, q pendingTouch) pendingTouch {
-	pt, pok := p.target()
-	qt, qok := q.target()
-	if !pok || !qok {
-		// A touch whose lifetime is unknown is resolved at write time;
-		// keep the most recent one.
-		if q.at.After(p.at) {
-			return q
-		}
-		return p
+// merge combines two touches of one session: the later relative touch
+// and the later absolute one.
+func merge(p, q pendingTouch) pendingTouch {
+	if q.at.After(p.at) {
+		p.at, p.life = q.at, q.life
 	}
-	if qt.After(pt) {
-		return q
+	if q.until.After(p.until) {
+		p.until = q.until
 	}
 	return p
 }
@@ -162,14 +171,19 @@ type toucher struct {
 	writeTimeout time.Duration
 	store        interface {
 		flushTouches(ctx context.Context, batch map[string]pendingTouch) (map[string]pendingTouch, error)
+		uncache(keys []string)
 	}
 	obs      *observer
 	interval time.Duration
 	batch    int
 	limit    int
 
-	mu      sync.Mutex              // protects pending
-	pending map[string]pendingTouch // by key
+	mu        sync.Mutex              // protects the fields below
+	pending   map[string]pendingTouch // by key
+	closed    bool                    // no touch is taken any more
+	inflight  bool                    // a batch is being written
+	forgotten map[string]bool         // keys deleted while a batch is written
+	forgotAll bool                    // every key was cleared while a batch is written
 
 	flushing chan struct{} // a one-slot semaphore: one flush at a time
 	kick     chan struct{} // wakes the flusher when a batch is full
@@ -189,6 +203,7 @@ func newToucher[T any](s *Store[T]) *toucher {
 		batch:        s.opts.TouchBatchSize,
 		limit:        s.opts.MaxPendingTouches,
 		pending:      make(map[string]pendingTouch),
+		forgotten:    make(map[string]bool),
 		flushing:     make(chan struct{}, 1),
 		kick:         make(chan struct{}, 1),
 		quit:         make(chan struct{}),
@@ -202,21 +217,23 @@ func newToucher[T any](s *Store[T]) *toucher {
 // errTouchDropped is reported when the pending touches are at their limit.
 var errTouchDropped = errors.New("sessionstore: touch dropped: MaxPendingTouches touches are waiting for the database; is it reachable?")
 
-// add buffers p for key.
-func (t *toucher) add(key string, p pendingTouch) error {
+// add buffers p for key, and reports whether it did: a touch beyond
+// MaxPendingTouches is dropped and reported.
+func (t *toucher) add(key string, p pendingTouch) (bool, error) {
 	t.mu.Lock()
-	old, ok := t.pending[key]
-	switch {
-	case ok:
-		t.pending[key] = later(old, p)
-	case len(t.pending) >= t.limit:
+	if t.closed {
+		t.mu.Unlock()
+		return false, ErrClosed
+	}
+	if old, ok := t.pending[key]; ok {
+		p = merge(old, p)
+	} else if len(t.pending) >= t.limit {
 		t.mu.Unlock()
 		t.obs.touchDropped(1)
 		t.obs.background(opTouch, errTouchDropped)
-		return nil
-	default:
-		t.pending[key] = p
+		return false, nil
 	}
+	t.pending[key] = p
 	n := len(t.pending)
 	t.mu.Unlock()
 	t.obs.touchQueued()
@@ -226,36 +243,49 @@ func (t *toucher) add(key string, p pendingTouch) error {
 		default:
 		}
 	}
-	return nil
+	return true, nil
 }
 
-// merge puts touches that were not written back, unless newer ones came
-// meanwhile, and returns how many were dropped for lack of room.
-func (t *toucher) merge(batch map[string]pendingTouch) int {
-	dropped := 0
+// restore puts back the touches of a batch that were not written, unless
+// their session was deleted meanwhile, merged with newer ones. It
+// returns the keys dropped for lack of room.
+func (t *toucher) restore(batch map[string]pendingTouch) []string {
+	var dropped []string
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.forgotAll {
+		return nil
+	}
 	for key, p := range batch {
+		if t.forgotten[key] {
+			continue
+		}
 		if old, ok := t.pending[key]; ok {
-			t.pending[key] = later(p, old)
+			t.pending[key] = merge(p, old)
 		} else if len(t.pending) < t.limit {
 			t.pending[key] = p
 		} else {
-			dropped++
+			dropped = append(dropped, key)
 		}
 	}
-	t.mu.Unlock()
 	return dropped
 }
 
+// forget drops the touch pending for key, and keeps a batch being
+// written from restoring it.
 func (t *toucher) forget(key string) {
 	t.mu.Lock()
 	delete(t.pending, key)
+	if t.inflight {
+		t.forgotten[key] = true
+	}
 	t.mu.Unlock()
 }
 
 func (t *toucher) forgetAll() {
 	t.mu.Lock()
 	clear(t.pending)
+	t.forgotAll = t.inflight
 	t.mu.Unlock()
 }
 
@@ -282,15 +312,25 @@ func (t *toucher) flush(ctx context.Context) error {
 		return nil
 	}
 	t.pending = make(map[string]pendingTouch, len(batch))
+	t.inflight = true
 	t.mu.Unlock()
+
 	ctx, cancel := context.WithTimeout(ctx, t.writeTimeout)
 	defer cancel()
 	failed, err := t.store.flushTouches(ctx, batch)
+	var dropped []string
 	if len(failed) > 0 {
-		if n := t.merge(failed); n > 0 {
-			t.obs.touchDropped(n)
-			err = errors.Join(err, fmt.Errorf("%w (%d dropped)", errTouchDropped, n))
-		}
+		dropped = t.restore(failed)
+	}
+	t.mu.Lock()
+	t.inflight, t.forgotAll = false, false
+	clear(t.forgotten)
+	t.mu.Unlock()
+	if len(dropped) > 0 {
+		// The in-memory copies must not outlive what the server keeps.
+		t.store.uncache(dropped)
+		t.obs.touchDropped(len(dropped))
+		err = errors.Join(err, fmt.Errorf("%w (%d dropped)", errTouchDropped, len(dropped)))
 	}
 	return err
 }
@@ -335,8 +375,12 @@ func (t *toucher) stop() {
 	<-t.done
 }
 
-// close stops the flusher and writes what is left, by ctx's deadline.
+// close stops taking touches and the flusher, and writes what is left by
+// ctx's deadline.
 func (t *toucher) close(ctx context.Context) error {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
 	t.stop()
 	if err := t.flush(ctx); err != nil {
 		n := t.size()
@@ -371,7 +415,7 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 		}
 	}
 	if len(unknown) > 0 {
-		lives, err := s.lifetimes(ctx, unknown)
+		lives, err := s.lifetimes(ctx, unknown, s.now())
 		if err != nil {
 			job.end(err)
 			return batch, err
@@ -379,7 +423,7 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 		for _, key := range unknown {
 			life, ok := lives[key]
 			if !ok {
-				delete(batch, key) // gone: nothing to extend
+				delete(batch, key) // gone or expired: nothing to extend
 				continue
 			}
 			p := batch[key]
@@ -392,21 +436,20 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 	}
 	groups := make(map[time.Time][]string)
 	for key, p := range batch {
-		exp := p.expires(p.life, s.opts.TouchGranularity)
+		target, _ := p.target()
+		exp := roundUp(target, s.opts.TouchGranularity)
 		groups[exp] = append(groups[exp], key)
 	}
 	job.flush(len(batch), len(groups))
 	var (
-		failed  map[string]pendingTouch
-		errs    []error
-		written int64
+		failed map[string]pendingTouch
+		errs   []error
+		now    = s.now()
 	)
 	for _, exp := range slices.SortedFunc(maps.Keys(groups), time.Time.Compare) {
 		ids := groups[exp]
 		for chunk := range slices.Chunk(ids, maxIDsPerCommand) {
-			n, err := s.db.TouchMany(ctx, chunk, exp)
-			written += n
-			if err != nil {
+			if _, err := s.db.TouchMany(ctx, chunk, exp, now); err != nil {
 				errs = append(errs, err)
 				if failed == nil {
 					failed = make(map[string]pendingTouch)
@@ -423,15 +466,25 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 	return failed, err
 }
 
-// lifetimes reads the stored lifetime of each key, in chunks.
-func (s *Store[T]) lifetimes(ctx context.Context, keys []string) (map[string]time.Duration, error) {
+// lifetimes reads the stored lifetime of each key live at now, in chunks.
+func (s *Store[T]) lifetimes(ctx context.Context, keys []string, now time.Time) (map[string]time.Duration, error) {
 	all := make(map[string]time.Duration, len(keys))
 	for chunk := range slices.Chunk(keys, maxIDsPerCommand) {
-		lives, err := s.db.TTLs(ctx, chunk)
+		lives, err := s.db.TTLs(ctx, chunk, now)
 		if err != nil {
 			return nil, err
 		}
 		maps.Copy(all, lives)
 	}
 	return all, nil
+}
+
+// uncache drops keys from the in-memory tier.
+func (s *Store[T]) uncache(keys []string) {
+	if s.mem == nil {
+		return
+	}
+	for _, key := range keys {
+		s.mem.Remove(key)
+	}
 }

@@ -5,32 +5,54 @@ import (
 	"time"
 )
 
-// A TouchUntil touch asks for its own expiry, rounded up like any other,
-// and competes with relative touches by the expiry each asks for.
-func TestPendingTouchUntil(t *testing.T) {
+func TestRoundUp(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	until := pendingTouch{at: at, until: at.Add(90*time.Minute + 1500*time.Millisecond)}
-	if got, want := until.expires(0, time.Second), at.Add(90*time.Minute+2*time.Second); !got.Equal(want) {
-		t.Errorf("expires = %v, want %v", got, want)
+	for _, c := range []struct {
+		in   time.Time
+		g    time.Duration
+		want time.Time
+	}{
+		{at, time.Second, at},
+		{at.Add(1500 * time.Millisecond), time.Second, at.Add(2 * time.Second)},
+		{at.Add(time.Nanosecond), time.Second, at.Add(time.Second)},
+		{at.Add(1234567 * time.Microsecond), time.Millisecond, at.Add(1235 * time.Millisecond)},
+	} {
+		if got := roundUp(c.in, c.g); !got.Equal(c.want) {
+			t.Errorf("roundUp(%v, %v) = %v, want %v", c.in, c.g, got, c.want)
+		}
 	}
-	if _, ok := until.target(); !ok {
-		t.Error("a TouchUntil touch has an unknown target")
-	}
+}
+
+// Merged touches keep the latest relative touch and the latest absolute
+// one, and ask for whichever expiry is later: no touch is lost to another.
+func TestMergeKeepsEveryTouch(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	month := pendingTouch{until: at.Add(30 * 24 * time.Hour)}
 	hour := pendingTouch{at: at.Add(time.Minute), life: time.Hour}
 	twoHours := pendingTouch{at: at, life: 2 * time.Hour}
 	unknown := pendingTouch{at: at.Add(2 * time.Minute)}
 	for _, c := range []struct {
-		name       string
-		p, q, want pendingTouch
+		name  string
+		p, q  pendingTouch
+		want  time.Time
+		known bool
 	}{
-		{"until beats an earlier relative", hour, until, until},
-		{"until beats an earlier relative, swapped", until, hour, until},
-		{"a later relative beats until", until, twoHours, twoHours},
-		{"unknown lifetime: the most recent wins", until, unknown, unknown},
-		{"unknown lifetime: the most recent wins, swapped", unknown, until, unknown},
+		{"absolute then relative", month, hour, month.until, true},
+		{"relative then absolute", hour, month, month.until, true},
+		{"two relatives: the later touch wins", twoHours, hour, at.Add(time.Minute + time.Hour), true},
+		{"two relatives, swapped", hour, twoHours, at.Add(time.Minute + time.Hour), true},
+		{"an unknown lifetime waits for the database", month, unknown, time.Time{}, false},
 	} {
-		if got := later(c.p, c.q); got != c.want {
-			t.Errorf("%s: later = %+v, want %+v", c.name, got, c.want)
+		got, ok := merge(c.p, c.q).target()
+		if ok != c.known || !got.Equal(c.want) {
+			t.Errorf("%s: target = %v, %t; want %v, %t", c.name, got, ok, c.want, c.known)
 		}
+	}
+	// Once its lifetime is read, an unknown touch still competes with
+	// the absolute one it was merged with.
+	m := merge(month, unknown)
+	m.life = time.Hour
+	if got, _ := m.target(); !got.Equal(month.until) {
+		t.Errorf("resolved merge target = %v, want %v", got, month.until)
 	}
 }

@@ -110,20 +110,21 @@ func (m *Memory) Put(rec Record) {
 	}
 }
 
-// Touch moves id's expiry to expires if that is later.
-func (m *Memory) Touch(_ context.Context, id string, expires time.Time) error {
-	m.extend(id, expires)
+// Touch moves id's expiry to expires if the record is live at now and
+// expires is later.
+func (m *Memory) Touch(_ context.Context, id string, expires, now time.Time) error {
+	m.Extend(id, expires, now)
 	return nil
 }
 
-// extend moves id's expiry forward to expires, if that is later, and
-// reports whether it did.
-func (m *Memory) extend(id string, expires time.Time) bool {
+// Extend moves id's expiry to expires if the record is live at now and
+// expires is later, and reports whether it did.
+func (m *Memory) Extend(id string, expires, now time.Time) bool {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	rec, ok := sh.lru.Peek(id)
-	if !ok || !rec.Expires.Before(expires) {
+	if !ok || !rec.Live(now) || !rec.Expires.Before(expires) {
 		return false
 	}
 	rec.Expires = expires
@@ -131,11 +132,11 @@ func (m *Memory) extend(id string, expires time.Time) bool {
 	return true
 }
 
-// TouchMany extends every id that it holds.
-func (m *Memory) TouchMany(_ context.Context, ids []string, expires time.Time) (int64, error) {
+// TouchMany extends every id that it holds live.
+func (m *Memory) TouchMany(_ context.Context, ids []string, expires, now time.Time) (int64, error) {
 	var n int64
 	for _, id := range ids {
-		if m.extend(id, expires) {
+		if m.Extend(id, expires, now) {
 			n++
 		}
 	}

@@ -51,7 +51,7 @@ func TestMemoryConcurrent(t *testing.T) {
 						t.Errorf("record %s holds payload %s", id, r.Payload)
 					}
 				case 2:
-					_ = m.Touch(ctx, id, now.Add(2*time.Hour))
+					_ = m.Touch(ctx, id, now.Add(2*time.Hour), now)
 				case 3:
 					m.Remove(id)
 				}

@@ -181,40 +181,68 @@ func (m *Mongo) Set(ctx context.Context, rec Record) error {
 		}},
 		{Key: "$inc", Value: bson.D{{Key: fieldRev, Value: int64(1)}}},
 	}
-	_, err = m.coll.UpdateOne(ctx, bson.D{{Key: fieldID, Value: rec.ID}}, update, options.UpdateOne().SetUpsert(true))
+	filter := bson.D{{Key: fieldID, Value: rec.ID}}
+	_, err = m.coll.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		// Two upserts of a new id raced and this one lost the insert;
+		// the document exists now, so the retry updates it. Servers
+		// since 4.2 retry this themselves, not every look-alike does.
+		_, err = m.coll.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("sessionstore: mongodb upsert: %w", redacted{err})
+	}
 	if err != nil {
 		return fmt.Errorf("sessionstore: mongodb upsert: %w", err)
 	}
 	return nil
 }
 
+// redacted hides the message of a server error that quotes a session id,
+// such as a duplicate key error, and keeps it for errors.Is and As.
+type redacted struct{ err error }
+
+func (r redacted) Error() string {
+	return "duplicate key error (server message withheld: it contains the session id)"
+}
+
+func (r redacted) Unwrap() error { return r.err }
+
 func touchUpdate(expires time.Time) bson.D {
 	return bson.D{{Key: "$set", Value: bson.D{{Key: fieldExpires, Value: bson.NewDateTimeFromTime(expires)}}}}
 }
 
-// earlier matches documents whose expiry is before t: a touch never
-// shortens a session.
+// earlier matches documents whose expiry is before t.
 func earlier(t time.Time) bson.E {
 	return bson.E{Key: fieldExpires, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t)}}}
 }
 
-// Touch moves id's expiry to expires if that is later. It never creates a
-// document.
-func (m *Mongo) Touch(ctx context.Context, id string, expires time.Time) error {
-	_, err := m.touches.UpdateOne(ctx, bson.D{{Key: fieldID, Value: id}, earlier(expires)}, touchUpdate(expires))
+// extendable matches documents live at now whose expiry is before t: a
+// touch never shortens a session nor revives an expired one.
+func extendable(t, now time.Time) bson.E {
+	return bson.E{Key: fieldExpires, Value: bson.D{
+		{Key: "$gt", Value: bson.NewDateTimeFromTime(now)},
+		{Key: "$lt", Value: bson.NewDateTimeFromTime(t)},
+	}}
+}
+
+// Touch moves id's expiry to expires if the document is live at now and
+// expires is later. It never creates a document.
+func (m *Mongo) Touch(ctx context.Context, id string, expires, now time.Time) error {
+	_, err := m.touches.UpdateOne(ctx, bson.D{{Key: fieldID, Value: id}, extendable(expires, now)}, touchUpdate(expires))
 	if err != nil {
 		return fmt.Errorf("sessionstore: mongodb touch: %w", err)
 	}
 	return nil
 }
 
-// TouchMany moves the expiry of every id to expires where that is later,
-// in one updateMany command. It never creates a document.
-func (m *Mongo) TouchMany(ctx context.Context, ids []string, expires time.Time) (int64, error) {
+// TouchMany does what Touch does for every id, in one updateMany
+// command.
+func (m *Mongo) TouchMany(ctx context.Context, ids []string, expires, now time.Time) (int64, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}, earlier(expires)}
+	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}, extendable(expires, now)}
 	res, err := m.touches.UpdateMany(ctx, filter, touchUpdate(expires))
 	if err != nil {
 		return 0, fmt.Errorf("sessionstore: mongodb touch %d sessions: %w", len(ids), err)
@@ -222,14 +250,14 @@ func (m *Mongo) TouchMany(ctx context.Context, ids []string, expires time.Time) 
 	return res.ModifiedCount, nil
 }
 
-// TTLs returns the stored lifetime of each id that exists, zero where the
-// session uses the store's default, in one find command.
-func (m *Mongo) TTLs(ctx context.Context, ids []string) (map[string]time.Duration, error) {
+// TTLs returns the stored lifetime of each id live at now, zero where
+// the session uses the store's default, in one find command.
+func (m *Mongo) TTLs(ctx context.Context, ids []string, now time.Time) (map[string]time.Duration, error) {
 	ttls := make(map[string]time.Duration, len(ids))
 	if len(ids) == 0 {
 		return ttls, nil
 	}
-	cur, err := m.coll.Find(ctx, bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}},
+	cur, err := m.coll.Find(ctx, liveFilter(bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}}, now),
 		options.Find().SetProjection(bson.D{{Key: fieldTTL, Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("sessionstore: mongodb find lifetimes: %w", err)

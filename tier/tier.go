@@ -37,6 +37,10 @@ type Record struct {
 	// TTL is the session's own lifetime, kept so that a touch can extend
 	// it without decoding the payload. Zero means the store's default.
 	TTL time.Duration
+	// Fetched is when the record was last read from or written to the
+	// authoritative tier. The memory tier keeps it; the Mongo tier
+	// ignores it.
+	Fetched time.Time
 }
 
 // Live reports whether r has not expired at now.
@@ -49,10 +53,11 @@ type Tier interface {
 	Get(ctx context.Context, id string, now time.Time) (Record, error)
 	// Set creates or replaces the record with rec.ID.
 	Set(ctx context.Context, rec Record) error
-	// Touch moves id's expiry to expires if that is later than its
-	// current one. It never creates a record; touching a missing id is
-	// not an error.
-	Touch(ctx context.Context, id string, expires time.Time) error
+	// Touch moves id's expiry to expires if the record is live at now
+	// and expires is later than its current expiry. It never creates a
+	// record or revives an expired one; touching a missing id is not an
+	// error.
+	Touch(ctx context.Context, id string, expires, now time.Time) error
 	// Delete removes id. Deleting a missing id is not an error.
 	Delete(ctx context.Context, id string) error
 }
@@ -77,7 +82,7 @@ type Clearer interface {
 
 // BatchToucher is a tier that extends many records in one call.
 type BatchToucher interface {
-	// TouchMany moves the expiry of each id to expires where that is
-	// later, and reports how many records it changed.
-	TouchMany(ctx context.Context, ids []string, expires time.Time) (int64, error)
+	// TouchMany does what Touch does for each id, and reports how many
+	// records it changed.
+	TouchMany(ctx context.Context, ids []string, expires, now time.Time) (int64, error)
 }

@@ -93,7 +93,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 	t.Run("TouchExtends", func(t *testing.T) {
 		tr := newTier(t)
 		_ = tr.Set(ctx, rec("a", 1, time.Second))
-		if err := tr.Touch(ctx, "a", now.Add(time.Hour)); err != nil {
+		if err := tr.Touch(ctx, "a", now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 		if got := mustGet(t, tr, "a", now.Add(time.Minute)); !got.Expires.Equal(now.Add(time.Hour)) {
@@ -103,7 +103,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 	t.Run("TouchNeverShortens", func(t *testing.T) {
 		tr := newTier(t)
 		_ = tr.Set(ctx, rec("a", 1, time.Hour))
-		if err := tr.Touch(ctx, "a", now.Add(time.Minute)); err != nil {
+		if err := tr.Touch(ctx, "a", now.Add(time.Minute), now); err != nil {
 			t.Fatal(err)
 		}
 		if got := mustGet(t, tr, "a", now); !got.Expires.Equal(now.Add(time.Hour)) {
@@ -112,7 +112,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 	})
 	t.Run("TouchNeverCreates", func(t *testing.T) {
 		tr := newTier(t)
-		if err := tr.Touch(ctx, "ghost", now.Add(time.Hour)); err != nil {
+		if err := tr.Touch(ctx, "ghost", now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 		notFound(t, tr, "ghost", now)
@@ -129,7 +129,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 		if err := tr.Delete(ctx, "a"); err != nil {
 			t.Fatalf("deleting a missing record: %v", err)
 		}
-		if err := tr.Touch(ctx, "a", now.Add(time.Hour)); err != nil {
+		if err := tr.Touch(ctx, "a", now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 		notFound(t, tr, "a", now)
@@ -142,7 +142,8 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 		}
 		_ = tr.Set(ctx, rec("a", 1, time.Second))
 		_ = tr.Set(ctx, rec("b", 2, 2*time.Hour))
-		n, err := bt.TouchMany(ctx, []string{"a", "b", "ghost"}, now.Add(time.Hour))
+		_ = tr.Set(ctx, rec("dead", 3, -time.Second))
+		n, err := bt.TouchMany(ctx, []string{"a", "b", "ghost", "dead"}, now.Add(time.Hour), now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,6 +157,19 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 			t.Errorf("b expires %v, want %v (never shortened)", got.Expires, now.Add(2*time.Hour))
 		}
 		notFound(t, tr, "ghost", now)
+		notFound(t, tr, "dead", now) // not revived
+	})
+	t.Run("TouchNeverRevives", func(t *testing.T) {
+		tr := newTier(t)
+		_ = tr.Set(ctx, rec("a", 1, time.Second))
+		later := now.Add(time.Minute) // a expired 59s ago
+		if err := tr.Touch(ctx, "a", later.Add(time.Hour), later); err != nil {
+			t.Fatal(err)
+		}
+		notFound(t, tr, "a", later)
+		if got := mustGet(t, tr, "a", now); !got.Expires.Equal(now.Add(time.Second)) {
+			t.Fatalf("expires = %v, want it unchanged", got.Expires)
+		}
 	})
 	t.Run("LenAllClear", func(t *testing.T) {
 		tr := newTier(t)

@@ -1,0 +1,33 @@
+// Package sessionstore keeps user sessions in MongoDB behind a bounded
+// in-memory cache, for Go services under heavy traffic.
+//
+// A [Store] is generic in the session type T. MongoDB is the
+// authoritative tier: every Set writes it first. An in-memory LRU of
+// [Options.CacheSize] sessions answers Gets without a database round
+// trip; concurrent Gets that miss it share one database read. A cached
+// session is read again after [Options.MaxCacheAge], so that changes
+// made by other instances are seen.
+//
+// Touch, which extends a session's expiry on every request, does not
+// wait for the database: touches are buffered and written in batches, one
+// updateMany command per group of sessions sharing an expiry. A touch
+// never shortens an expiry, never creates a session and never revives an
+// expired one.
+//
+// Expiry is enforced on every read, whether or not the server has removed
+// expired documents yet. When the store is created it sets up a TTL index
+// on the expires field where the server supports one, and otherwise runs
+// a reaper that deletes expired sessions (see package ttl).
+//
+// Documents have the shape {_id, expires, session, rev, ttl}, where
+// session holds the encoded value: binary with the default msgpack codec,
+// an embedded document with codec.BSON (what Node's express-session
+// stores write) or a string with codec.JSON. See package codec.
+//
+// Every operation is traced with OpenTelemetry and measured; package
+// tracing names the spans, attributes and metrics. Package httpsession
+// provides express-session compatible HTTP middleware on top of a Store.
+//
+// All methods of a Store are safe for concurrent use. Close it when done:
+// it writes buffered touches and stops the store's goroutines.
+package sessionstore
