@@ -3,7 +3,7 @@
 
 MODULES := $(shell find . -name .git -prune -o -name testdata -prune -o -name go.mod -type f -print | sed 's|/go.mod$$||' | LC_ALL=C sort)
 
-.PHONY: test vet tidy fmt
+.PHONY: test vet tidy fmt bench
 
 # test: gofmt check, go vet and go test -race in every module (scripts/test.sh).
 test:
@@ -20,3 +20,8 @@ tidy:
 # fmt: gofmt -w on every Go file outside .git and testdata.
 fmt:
 	find . -name .git -prune -o -name testdata -prune -o -name '*.go' -type f -print0 | xargs -0 gofmt -w
+
+# bench: the benchmark suite of bench/, benchstat summary and target check
+# (scripts/bench.sh); COUNT=3 make bench runs it three times.
+bench:
+	bash scripts/bench.sh

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -12,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/sessionstore/sessionstore/tracing"
 )
@@ -71,6 +74,12 @@ type observer struct {
 	logger  *slog.Logger
 	onError func(error)
 
+	// unset is OpenTelemetry's default global provider when the store
+	// uses it and no application had set one when the store was made;
+	// nil otherwise. See spanTracer.
+	unset trace.TracerProvider
+	set   atomic.Bool // a global provider has been set since
+
 	dbAttrs [numOps][]trace.SpanStartOption
 	recOpts [numOps][]metric.RecordOption // the operation attribute
 	addOpts [numOps][]metric.AddOption    // the operation attribute
@@ -98,6 +107,9 @@ func newObserver(coll *mongo.Collection, tp trace.TracerProvider, mp metric.Mete
 		mp = otel.GetMeterProvider()
 	}
 	o := &observer{tracer: tp.Tracer(tracing.ScopeName), logger: logger, onError: onError}
+	if defaultGlobal(tp, o.tracer) {
+		o.unset = tp
+	}
 	for k := range numOps {
 		info := opInfo[k]
 		opt := metric.WithAttributeSet(attribute.NewSet(tracing.Operation.String(info.name)))
@@ -189,8 +201,43 @@ type operation struct {
 }
 
 func (o *observer) start(ctx context.Context, k opKind) (context.Context, operation) {
-	ctx, span := o.tracer.Start(ctx, opInfo[k].span, o.dbAttrs[k]...)
+	ctx, span := o.spanTracer().Start(ctx, opInfo[k].span, o.dbAttrs[k]...)
 	return ctx, operation{o: o, kind: k, span: span, start: time.Now()}
+}
+
+// noopTracer starts the spans of a store whose global provider is unset.
+var noopTracer = tracenoop.NewTracerProvider().Tracer(tracing.ScopeName)
+
+// spanTracer returns the tracer to start a span with. Until an
+// application sets a global provider, the default one makes only
+// non-recording spans that carry the parent's span context, but boxes
+// each twice: two allocations a span, as many as the rest of a cache hit.
+// The no-op tracer makes the same spans without them. Once a provider is
+// set, the default one delegates to it for good, so the store's tracer
+// from then on. (A provider set and replaced by the default again before
+// the store's next span goes unseen; only tests do that.)
+func (o *observer) spanTracer() trace.Tracer {
+	if o.unset == nil || o.set.Load() {
+		return o.tracer
+	}
+	if otel.GetTracerProvider() == o.unset {
+		return noopTracer
+	}
+	o.set.Store(true)
+	return o.tracer
+}
+
+// defaultGlobal reports whether tp is OpenTelemetry's default global
+// provider and tr a tracer it made before any provider was set. It knows
+// them by their types' names; should those change, spans just cost the
+// global provider's allocations again.
+func defaultGlobal(tp trace.TracerProvider, tr trace.Tracer) bool {
+	const pkg = "go.opentelemetry.io/otel/internal/global"
+	is := func(v any, name string) bool {
+		t := reflect.TypeOf(v)
+		return t != nil && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == pkg && t.Elem().Name() == name
+	}
+	return is(tp, "tracerProvider") && is(tr, "tracer")
 }
 
 // end records the operation's duration and outcome and ends its span.

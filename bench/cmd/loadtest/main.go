@@ -1,0 +1,439 @@
+// Command loadtest puts a bounded HTTP load on a handler like the demo's
+// (examples/demo): httpsession middleware over a sessionstore.Store with
+// the BSON codec, keeping express-session's document shape; a new
+// session gets a random value, which saves it, and a returning one is
+// left unchanged, so that it is only touched. It prints, for each
+// workload, the requests per second and the database commands per
+// request, counted with a command monitor.
+//
+// The workloads:
+//
+//   - new: every request comes without a cookie, so every request makes
+//     and saves a session.
+//   - returning: -sessions sessions are made first (untimed, one request
+//     each), then every request brings one of their cookies, in turn.
+//     The store answers them from memory and batches the touches.
+//
+// Each workload runs until -requests requests have been answered or
+// -duration has passed, whichever comes first, with -concurrency clients
+// on loopback; the touches it buffered are flushed before its commands
+// are counted. The whole run is bounded by -timeout. The server is the one
+// at MONGODB_URI or else an embedded FerretDB (package mongotest), which
+// is why the command runs from the bench module:
+//
+//	cd bench && go run ./cmd/loadtest -duration=10s -concurrency=8
+//
+// Each workload uses a collection of its own, dropped at the end. The
+// load generator and the server share the process and its cores. The
+// store runs with the demo's options, except WriteTimeout (-write-timeout,
+// default 1m rather than 10s): FerretDB on SQLite takes seconds to write
+// a flush of 1 000 touches. A background failure of the store fails the
+// workload.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/codec"
+	"github.com/sessionstore/sessionstore/httpsession"
+	"github.com/sessionstore/sessionstore/integration/mongotest"
+)
+
+// sessionLifetime is the demo's: the cookie's Max-Age and the store's TTL.
+const sessionLifetime = 7 * 24 * time.Hour
+
+// database holds the load test's collections.
+const database = "sessionstore_loadtest"
+
+// Session is the demo's session: the document express-session keeps.
+type Session struct {
+	Cookie    Cookie `bson:"cookie"`
+	Something string `bson:"something,omitempty"`
+}
+
+// Cookie is the cookie object express-session stores with a session.
+type Cookie struct {
+	OriginalMaxAge int64     `bson:"originalMaxAge"` // milliseconds
+	Expires        time.Time `bson:"expires"`
+	HTTPOnly       bool      `bson:"httpOnly"`
+	Path           string    `bson:"path"`
+	SameSite       string    `bson:"sameSite"`
+}
+
+type config struct {
+	duration    time.Duration
+	requests    int
+	concurrency int
+	sessions    int
+	timeout     time.Duration
+	writeTime   time.Duration
+	workloads   []string
+}
+
+func main() {
+	var c config
+	var workloads string
+	flag.DurationVar(&c.duration, "duration", 10*time.Second, "longest `time` each workload's load runs")
+	flag.IntVar(&c.requests, "requests", 20_000, "most requests each workload sends")
+	flag.IntVar(&c.concurrency, "concurrency", 8, "clients sending requests at once")
+	flag.IntVar(&c.sessions, "sessions", 1_000, "returning sessions in the returning workload")
+	flag.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound on the whole run, server start included")
+	// FerretDB on SQLite rewrites the documents of an updateMany one by
+	// one, at a cost growing with the collection: a flush of 1 000
+	// touches takes seconds, near the store's default WriteTimeout of
+	// 10s, which then fails it again and again.
+	flag.DurationVar(&c.writeTime, "write-timeout", time.Minute, "the store's WriteTimeout, which bounds each touch flush")
+	flag.StringVar(&workloads, "workloads", "new,returning", "comma-separated workloads to run")
+	flag.Parse()
+	c.workloads = strings.Split(workloads, ",")
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(c config) error {
+	if c.duration <= 0 || c.requests <= 0 || c.concurrency <= 0 || c.sessions <= 0 {
+		return errors.New("-duration, -requests, -concurrency and -sessions must be positive")
+	}
+	for _, w := range c.workloads {
+		if w != "new" && w != "returning" {
+			return fmt.Errorf("unknown workload %q", w)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+
+	srv, err := mongotest.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+		}
+	}()
+	cmds := &commands{counts: map[string]int{}}
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetMonitor(cmds.monitor()))
+	if err != nil {
+		return err
+	}
+	defer client.Disconnect(context.WithoutCancel(ctx))
+
+	fmt.Printf("server: %s; %d clients; each workload: at most %d requests or %v\n",
+		srv.Kind(), c.concurrency, c.requests, c.duration)
+	for _, w := range c.workloads {
+		coll := client.Database(database).Collection(fmt.Sprintf("sessions_%s_%d", w, time.Now().UnixNano()))
+		cmds.watch(coll.Name())
+		r, err := workload(ctx, c, w, coll, cmds)
+		if derr := coll.Drop(context.WithoutCancel(ctx)); derr != nil && err == nil {
+			err = derr
+		}
+		if r.name != "" {
+			fmt.Println(r)
+		}
+		if err != nil {
+			return fmt.Errorf("workload %s: %w", w, err)
+		}
+	}
+	return nil
+}
+
+// result is what one workload measured.
+type result struct {
+	name      string
+	requests  int64
+	failed    int64
+	elapsed   time.Duration
+	commands  map[string]int
+	latencies []time.Duration
+	setup     int // requests made before the load, not counted
+}
+
+func (r result) String() string {
+	total := 0
+	var names []string
+	for name, n := range r.commands {
+		total += n
+		names = append(names, fmt.Sprintf("%s=%d", name, n))
+	}
+	sort.Strings(names)
+	slices.Sort(r.latencies)
+	pct := func(p float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		return r.latencies[int(p*float64(len(r.latencies)-1))]
+	}
+	perReq := 0.0
+	if r.requests > 0 {
+		perReq = float64(total) / float64(r.requests)
+	}
+	s := fmt.Sprintf("%-9s %6d requests (%d failed) in %-7v %8.0f requests/s  latency p50 %-9v p99 %-9v  %.4f commands/request (%d: %s)",
+		r.name, r.requests, r.failed, r.elapsed.Round(time.Millisecond),
+		float64(r.requests)/r.elapsed.Seconds(), pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
+		perReq, total, strings.Join(names, " "))
+	if r.setup > 0 {
+		s += fmt.Sprintf("; after %d untimed requests making the sessions", r.setup)
+	}
+	return s
+}
+
+// workload runs one workload against a new store and server over coll.
+func workload(ctx context.Context, c config, name string, coll *mongo.Collection, cmds *commands) (result, error) {
+	var (
+		background atomic.Int64          // background failures of the store
+		firstErr   atomic.Pointer[error] // the first of them
+	)
+	store, err := sessionstore.New(coll, &sessionstore.Options[Session]{
+		Codec:        codec.BSON[Session]{},
+		TTL:          sessionLifetime,
+		WriteTimeout: c.writeTime,
+		OnError: func(err error) {
+			background.Add(1)
+			firstErr.CompareAndSwap(nil, &err)
+		},
+	})
+	if err != nil {
+		return result{}, err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	// Let TTL index setup finish, so that its commands are not counted.
+	if _, err := store.TTLIndex(ctx); err != nil {
+		return result{}, err
+	}
+	h, err := newApp(store, rand.Text())
+	if err != nil {
+		return result{}, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return result{}, err
+	}
+	server := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go server.Serve(ln)
+	defer server.Shutdown(context.WithoutCancel(ctx))
+	url := "http://" + ln.Addr().String() + "/"
+	httpc := &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: c.concurrency, MaxConnsPerHost: c.concurrency},
+		Timeout:   30 * time.Second,
+	}
+	defer httpc.CloseIdleConnections()
+
+	var cookies []*http.Cookie
+	if name == "returning" {
+		cookies, err = makeSessions(ctx, httpc, url, c.sessions)
+		if err != nil {
+			return result{}, err
+		}
+	}
+	if err := store.Flush(ctx); err != nil {
+		return result{}, err
+	}
+	cmds.reset()
+	r := load(ctx, c, httpc, url, cookies)
+	r.name = name
+	r.setup = len(cookies)
+	// The touches buffered during the load are part of its cost.
+	err = store.Flush(ctx)
+	r.commands = cmds.snapshot()
+	if err != nil {
+		return r, fmt.Errorf("flush after the load: %w", err)
+	}
+	if n := background.Load(); n > 0 {
+		return r, fmt.Errorf("%d background failures of the store, the first: %w", n, *firstErr.Load())
+	}
+	return r, ctx.Err()
+}
+
+// makeSessions sends n requests without a cookie, one at a time, and
+// returns the session cookies they set.
+func makeSessions(ctx context.Context, httpc *http.Client, url string, n int) ([]*http.Cookie, error) {
+	cookies := make([]*http.Cookie, 0, n)
+	for range n {
+		resp, err := get(ctx, httpc, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		var got *http.Cookie
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "connect.sid" {
+				got = ck
+			}
+		}
+		if got == nil {
+			return nil, errors.New("a new session's response set no session cookie")
+		}
+		cookies = append(cookies, &http.Cookie{Name: got.Name, Value: got.Value})
+	}
+	return cookies, nil
+}
+
+// load sends requests from c.concurrency clients until c.requests have
+// been sent or c.duration has passed; requests in flight then are
+// answered and counted. With cookies, request i brings cookie i mod
+// len(cookies).
+func load(ctx context.Context, c config, httpc *http.Client, url string, cookies []*http.Cookie) result {
+	var (
+		next, done, failed atomic.Int64
+		mu                 sync.Mutex // protects lat
+		lat                []time.Duration
+		wg                 sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(c.duration)
+	for range c.concurrency {
+		wg.Go(func() {
+			var mine []time.Duration
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				i := next.Add(1) - 1
+				if i >= int64(c.requests) {
+					break
+				}
+				var ck *http.Cookie
+				if len(cookies) > 0 {
+					ck = cookies[i%int64(len(cookies))]
+				}
+				t := time.Now()
+				_, err := get(ctx, httpc, url, ck)
+				mine = append(mine, time.Since(t))
+				done.Add(1)
+				if err != nil {
+					failed.Add(1)
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return result{requests: done.Load(), failed: failed.Load(), elapsed: time.Since(start), latencies: lat}
+}
+
+// get sends GET url with cookie, if any, reads the response and checks
+// that it is 200 OK.
+func get(ctx context.Context, httpc *http.Client, url string, cookie *http.Cookie) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %s", resp.Status)
+	}
+	return resp, nil
+}
+
+// newApp returns the demo's handler without its logging: session
+// middleware with the demo's cookie settings, a middleware that gives a
+// new session a random "something" (which saves it) and leaves a
+// returning one unchanged (which touches it), then GET / answering OK.
+func newApp(store httpsession.Store[Session], secret string) (http.Handler, error) {
+	sessions, err := httpsession.New(store, &httpsession.Options{
+		Secrets:    []string{secret},
+		CookieName: "connect.sid",
+		MaxAge:     sessionLifetime,
+		SameSite:   http.SameSiteStrictMode,
+		Rolling:    true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "OK")
+	})
+	return sessions.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := httpsession.FromContext[Session](r.Context())
+		if v := s.Value(); v.Something == "" {
+			v.Something = rand.Text()
+			v.Cookie = Cookie{
+				OriginalMaxAge: sessionLifetime.Milliseconds(),
+				Expires:        time.Now().Add(sessionLifetime).UTC(),
+				HTTPOnly:       true,
+				Path:           "/",
+				SameSite:       "strict",
+			}
+			s.Set(v)
+		}
+		mux.ServeHTTP(w, r)
+	})), nil
+}
+
+// commands counts the commands a client sends on one collection at a
+// time, by name.
+type commands struct {
+	mu     sync.Mutex // protects coll and counts
+	coll   string
+	counts map[string]int
+}
+
+func (c *commands) monitor() *event.CommandMonitor {
+	return &event.CommandMonitor{
+		Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			v, err := e.Command.LookupErr(e.CommandName)
+			if err != nil {
+				return
+			}
+			name, ok := v.StringValueOK()
+			if !ok {
+				return
+			}
+			c.mu.Lock()
+			if name == c.coll {
+				c.counts[e.CommandName]++
+			}
+			c.mu.Unlock()
+		},
+	}
+}
+
+func (c *commands) watch(coll string) {
+	c.mu.Lock()
+	c.coll = coll
+	clear(c.counts)
+	c.mu.Unlock()
+}
+
+func (c *commands) reset() {
+	c.mu.Lock()
+	clear(c.counts)
+	c.mu.Unlock()
+}
+
+func (c *commands) snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.counts)
+}
