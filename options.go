@@ -86,8 +86,8 @@ type Options[T any] struct {
 	// LoadTimeout bounds the database read behind a cache miss, which is
 	// shared by every caller waiting on it. Default 10s.
 	LoadTimeout time.Duration
-	// WriteTimeout bounds each background database call: touch flushes
-	// and reaper passes. Default 10s.
+	// WriteTimeout bounds each background database call: every command
+	// of a touch flush, and each reaper pass. Default 10s.
 	WriteTimeout time.Duration
 
 	// TouchInterval is how often buffered touches are written. Default 1s.

@@ -34,8 +34,9 @@ type Store[T any] struct {
 	mu   sync.Mutex           // protects keys
 	keys map[string]*keyState // ids with a load or write in flight
 
-	touches *toucher
-	index   *indexer
+	touches    *toucher
+	touchChunk atomic.Int64 // ids per touch command; shrinks on timeouts
+	index      *indexer
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -129,6 +130,7 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 	if err != nil {
 		return nil, err
 	}
+	s.touchChunk.Store(maxIDsPerCommand)
 	s.touches = newToucher(s)
 	// Only now that the fields s.gauges reads are set: a reader may
 	// collect at once, on another goroutine.

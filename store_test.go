@@ -3,6 +3,8 @@ package sessionstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -267,3 +269,41 @@ func TestGetHonoursCancelledContext(t *testing.T) {
 		t.Fatalf("Get returned after %v, its deadline was 50ms", d)
 	}
 }
+
+// A touch command that times out makes later ones smaller, so that a slow
+// server still gets touches written.
+func TestTimedOutTouchCommandsShrink(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	s, err := sessionstore.New(hungCollection(t), &sessionstore.Options[session]{
+		TTLIndex: ttl.Off, WriteTimeout: 20 * time.Millisecond, TouchInterval: time.Hour, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		s.Close(ctx)
+	}()
+	for i := range 1000 {
+		_ = s.Touch(context.Background(), fmt.Sprint("id", i))
+	}
+	if err := s.Flush(context.Background()); err == nil {
+		t.Fatal("Flush against a hung server succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "fewer ids per command") || !strings.Contains(logs.String(), "next=500") {
+		t.Fatalf("no sign of smaller touch commands in the log:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -12,9 +12,15 @@ import (
 	"github.com/sessionstore/sessionstore/tier"
 )
 
-// maxIDsPerCommand bounds the ids of one touch command, keeping each
-// command far below MongoDB's 16 MiB limit.
-const maxIDsPerCommand = 1_000
+// Touch commands carry at most maxIDsPerCommand ids, far below MongoDB's
+// 16 MiB limit. A command that times out halves the size of the next
+// ones, down to minIDsPerCommand: servers that update document by
+// document (FerretDB v1 takes milliseconds for each) then still make
+// progress within WriteTimeout.
+const (
+	maxIDsPerCommand = 1_000
+	minIDsPerCommand = 50
+)
 
 // maxTouchBackoff caps the wait between failing touch flushes.
 const maxTouchBackoff = 30 * time.Second
@@ -168,8 +174,7 @@ func merge(p, q pendingTouch) pendingTouch {
 // toucher buffers touches and writes them in batches from one background
 // goroutine.
 type toucher struct {
-	writeTimeout time.Duration
-	store        interface {
+	store interface {
 		flushTouches(ctx context.Context, batch map[string]pendingTouch) (map[string]pendingTouch, error)
 		uncache(keys []string)
 	}
@@ -196,19 +201,18 @@ type toucher struct {
 func newToucher[T any](s *Store[T]) *toucher {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &toucher{
-		writeTimeout: s.opts.WriteTimeout,
-		store:        s,
-		obs:          s.obs,
-		interval:     s.opts.TouchInterval,
-		batch:        s.opts.TouchBatchSize,
-		limit:        s.opts.MaxPendingTouches,
-		pending:      make(map[string]pendingTouch),
-		forgotten:    make(map[string]bool),
-		flushing:     make(chan struct{}, 1),
-		kick:         make(chan struct{}, 1),
-		quit:         make(chan struct{}),
-		done:         make(chan struct{}),
-		cancel:       cancel,
+		store:     s,
+		obs:       s.obs,
+		interval:  s.opts.TouchInterval,
+		batch:     s.opts.TouchBatchSize,
+		limit:     s.opts.MaxPendingTouches,
+		pending:   make(map[string]pendingTouch),
+		forgotten: make(map[string]bool),
+		flushing:  make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+		cancel:    cancel,
 	}
 	go t.run(ctx)
 	return t
@@ -295,9 +299,9 @@ func (t *toucher) size() int {
 	return len(t.pending)
 }
 
-// flush writes every pending touch. It waits for a flush in progress
-// first, so that when it returns nil every touch made before the call is
-// written.
+// flush writes every pending touch, each database call bounded by
+// WriteTimeout. It waits for a flush in progress first, so that when it
+// returns nil every touch made before the call is written.
 func (t *toucher) flush(ctx context.Context) error {
 	select {
 	case t.flushing <- struct{}{}:
@@ -315,8 +319,6 @@ func (t *toucher) flush(ctx context.Context) error {
 	t.inflight = true
 	t.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, t.writeTimeout)
-	defer cancel()
 	failed, err := t.store.flushTouches(ctx, batch)
 	var dropped []string
 	if len(failed) > 0 {
@@ -448,8 +450,14 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 	)
 	for _, exp := range slices.SortedFunc(maps.Keys(groups), time.Time.Compare) {
 		ids := groups[exp]
-		for chunk := range slices.Chunk(ids, maxIDsPerCommand) {
-			if _, err := s.db.TouchMany(ctx, chunk, exp, now); err != nil {
+		for chunk := range slices.Chunk(ids, int(s.touchChunk.Load())) {
+			cctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+			_, err := s.db.TouchMany(cctx, chunk, exp, now)
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				s.shrinkTouchChunk(len(chunk))
+			}
+			if err != nil {
 				errs = append(errs, err)
 				if failed == nil {
 					failed = make(map[string]pendingTouch)
@@ -466,11 +474,23 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 	return failed, err
 }
 
+// shrinkTouchChunk halves the ids of later touch commands after one of
+// size n timed out.
+func (s *Store[T]) shrinkTouchChunk(n int) {
+	size := int64(max(n/2, minIDsPerCommand))
+	if old := s.touchChunk.Load(); size < old && s.touchChunk.CompareAndSwap(old, size) {
+		s.obs.logger.Warn("sessionstore: touch command timed out; sending fewer ids per command",
+			"ids", n, "next", size, "timeout", s.opts.WriteTimeout)
+	}
+}
+
 // lifetimes reads the stored lifetime of each key live at now, in chunks.
 func (s *Store[T]) lifetimes(ctx context.Context, keys []string, now time.Time) (map[string]time.Duration, error) {
 	all := make(map[string]time.Duration, len(keys))
 	for chunk := range slices.Chunk(keys, maxIDsPerCommand) {
-		lives, err := s.db.TTLs(ctx, chunk, now)
+		cctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+		lives, err := s.db.TTLs(cctx, chunk, now)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
