@@ -2,7 +2,8 @@
 # Tests every Go module of the repository: the root and each directory below
 # it holding a go.mod. For each: gofmt -l (must list nothing), go vet ./...
 # and go test -race -count=1 ./... plus the flags in GOTESTFLAGS, for
-# example GOTESTFLAGS='-timeout=30m -v' scripts/test.sh.
+# example GOTESTFLAGS='-timeout=30m -v' scripts/test.sh. Then it runs every
+# benchmark of bench/ once (-benchtime=1x).
 #
 # Tests that need MongoDB start an embedded FerretDB themselves (its first
 # build takes minutes); set MONGODB_URI to use a running server or
@@ -60,8 +61,17 @@ for mod in "${modules[@]}"; do
 		failed+=("$mod")
 	fi
 done
+# The benchmark suite in short mode: every benchmark runs once, so a
+# broken one fails here; figures come from scripts/bench.sh.
+if [[ -d bench ]]; then
+	echo "=== benchmarks (short mode, -benchtime=1x): ./bench"
+	if ! (cd bench && go test -run='^$' -bench=. -benchtime=1x -count=1 ./...); then
+		failed+=("./bench (benchmarks)")
+	fi
+fi
+
 if [[ ${#failed[@]} -gt 0 ]]; then
 	echo "=== FAIL: ${#failed[@]} of ${#modules[@]} modules: ${failed[*]}" >&2
 	exit 1
 fi
-echo "=== ok: all ${#modules[@]} modules"
+echo "=== ok: all ${#modules[@]} modules and the benchmarks"
