@@ -176,10 +176,10 @@ func BenchmarkDirectFindOne(b *testing.B) {
 func BenchmarkGetMissCollapsed(b *testing.B) {
 	const missGetters = 32
 	coll := mongotest.Collection(b)
-	counted, cmds := monitored(b, coll)
+	counted, cmds := mongotest.Monitored(b, coll)
 	s := newStore(b, counted, nil)
 	ids := insertSessions(b, coll, 0, b.N)
-	cmds.reset()
+	cmds.Reset()
 	ctx := bg(b)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -195,7 +195,7 @@ func BenchmarkGetMissCollapsed(b *testing.B) {
 		wg.Wait()
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(cmds.count("find"))/float64(b.N), "finds/op")
+	b.ReportMetric(float64(cmds.Count("find"))/float64(b.N), "finds/op")
 	b.ReportMetric(missGetters, "gets/op")
 }
 

@@ -2,14 +2,11 @@ package bench
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/codec"
@@ -34,77 +31,8 @@ func bg(b *testing.B) context.Context {
 	return ctx
 }
 
-// commands counts the commands a client sends on one collection.
-type commands struct {
-	coll string // the collection counted
-
-	mu     sync.Mutex // protects counts
-	counts map[string]int
-}
-
-func (c *commands) monitor() *event.CommandMonitor {
-	return &event.CommandMonitor{
-		Started: func(_ context.Context, e *event.CommandStartedEvent) {
-			// Collection commands name their collection as the value of
-			// the command's first element.
-			v, err := e.Command.LookupErr(e.CommandName)
-			if err != nil {
-				return
-			}
-			if name, ok := v.StringValueOK(); !ok || name != c.coll {
-				return
-			}
-			c.mu.Lock()
-			c.counts[e.CommandName]++
-			c.mu.Unlock()
-		},
-	}
-}
-
-// count returns how many commands of the given names were sent; with no
-// names, how many commands of any kind.
-func (c *commands) count(names ...string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(names) == 0 {
-		n := 0
-		for _, k := range c.counts {
-			n += k
-		}
-		return n
-	}
-	n := 0
-	for _, name := range names {
-		n += c.counts[name]
-	}
-	return n
-}
-
-// writes counts the write commands sent.
-func (c *commands) writes() int { return c.count("update", "insert", "delete") }
-
-func (c *commands) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	clear(c.counts)
-}
-
-// monitored returns coll as seen through a new client whose commands on
-// it are counted.
-func monitored(b *testing.B, coll *mongo.Collection) (*mongo.Collection, *commands) {
-	b.Helper()
-	c := &commands{coll: coll.Name(), counts: map[string]int{}}
-	client, err := mongo.Connect(options.Client().ApplyURI(mongotest.URI()).SetMonitor(c.monitor()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		defer cancel()
-		_ = client.Disconnect(ctx)
-	})
-	return client.Database(coll.Database().Name()).Collection(coll.Name()), c
-}
+// writes counts the write commands cmds recorded.
+func writes(cmds *mongotest.Commands) int { return cmds.Count("update", "insert", "delete") }
 
 // newStore returns a store over coll, closed when the benchmark ends. A nil
 // opts means the defaults with TTL index management off, so that no

@@ -24,7 +24,7 @@ func samples(n int) ([]string, []Session) {
 
 // BenchmarkSet is a Set: the encode, one upsert, and the in-memory copy.
 func BenchmarkSet(b *testing.B) {
-	counted, cmds := monitored(b, mongotest.Collection(b))
+	counted, cmds := mongotest.Monitored(b, mongotest.Collection(b))
 	s := newStore(b, counted, nil)
 	ids, vs := samples(loopPool())
 	ctx := bg(b)
@@ -38,13 +38,13 @@ func BenchmarkSet(b *testing.B) {
 			i = 0
 		}
 	}
-	b.ReportMetric(float64(cmds.count())/float64(b.N), "commands/op")
+	b.ReportMetric(float64(cmds.Count())/float64(b.N), "commands/op")
 }
 
 // BenchmarkDirectUpsert is BenchmarkSet without the store: the msgpack
 // encode and a driver upsert of {expires, session} by _id.
 func BenchmarkDirectUpsert(b *testing.B) {
-	coll, cmds := monitored(b, mongotest.Collection(b))
+	coll, cmds := mongotest.Monitored(b, mongotest.Collection(b))
 	ids, vs := samples(loopPool())
 	ctx := bg(b)
 	upsert := options.UpdateOne().SetUpsert(true)
@@ -66,7 +66,7 @@ func BenchmarkDirectUpsert(b *testing.B) {
 			i = 0
 		}
 	}
-	b.ReportMetric(float64(cmds.count())/float64(b.N), "commands/op")
+	b.ReportMetric(float64(cmds.Count())/float64(b.N), "commands/op")
 }
 
 // BenchmarkTouch touches sessions in memory, in turn, and flushes the
@@ -74,11 +74,11 @@ func BenchmarkDirectUpsert(b *testing.B) {
 // write commands (writes/touch) and all commands (commands/touch) the
 // server received per touch, the background flushes' included.
 func BenchmarkTouch(b *testing.B) {
-	counted, cmds := monitored(b, mongotest.Collection(b))
+	counted, cmds := mongotest.Monitored(b, mongotest.Collection(b))
 	s := newStore(b, counted, nil)
 	ids := warm(b, s, loopPool())
 	ctx := bg(b)
-	cmds.reset()
+	cmds.Reset()
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
@@ -94,18 +94,18 @@ func BenchmarkTouch(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(cmds.writes())/float64(b.N), "writes/touch")
-	b.ReportMetric(float64(cmds.count())/float64(b.N), "commands/touch")
+	b.ReportMetric(float64(writes(cmds))/float64(b.N), "writes/touch")
+	b.ReportMetric(float64(cmds.Count())/float64(b.N), "commands/touch")
 }
 
 // BenchmarkDirectTouch is a touch the way the npm store (connect-mongo)
 // does it: one updateOne per touch, {_id, expires: {$lt: t}} to $set
 // expires to t.
 func BenchmarkDirectTouch(b *testing.B) {
-	coll, cmds := monitored(b, mongotest.Collection(b))
+	coll, cmds := mongotest.Monitored(b, mongotest.Collection(b))
 	ids := insertSessions(b, coll, 0, loopPool())
 	ctx := bg(b)
-	cmds.reset()
+	cmds.Reset()
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
@@ -119,6 +119,6 @@ func BenchmarkDirectTouch(b *testing.B) {
 			i = 0
 		}
 	}
-	b.ReportMetric(float64(cmds.writes())/float64(b.N), "writes/touch")
-	b.ReportMetric(float64(cmds.count())/float64(b.N), "commands/touch")
+	b.ReportMetric(float64(writes(cmds))/float64(b.N), "writes/touch")
+	b.ReportMetric(float64(cmds.Count())/float64(b.N), "commands/touch")
 }

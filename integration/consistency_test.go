@@ -14,7 +14,7 @@ import (
 // although no TTL index or reaper has removed the document.
 func TestTouchNeverRevivesAnExpiredSession(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	ctx := bg(t)
 	opts := &sessionstore.Options[profile]{TTLIndex: ttl.Off, TTL: time.Hour, Clock: clk, TouchInterval: time.Hour}
 	a := newStore(t, coll, opts)
@@ -40,7 +40,7 @@ func TestTouchNeverRevivesAnExpiredSession(t *testing.T) {
 // wrote.
 func TestSetDropsTouchesBufferedBeforeIt(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	ctx := bg(t)
 	s := newStore(t, coll, &sessionstore.Options[profile]{TTLIndex: ttl.Off, Clock: clk, TouchInterval: time.Hour})
 	if err := s.SetUntil(ctx, "s", profile{}, clk.Now().Add(time.Hour)); err != nil {
@@ -69,9 +69,9 @@ func TestGetAfterDeleteDoesNotJoinAnOlderLoad(t *testing.T) {
 	if err := newStore[profile](t, coll, nil).Set(ctx, "s", profile{User: "u"}); err != nil {
 		t.Fatal(err)
 	}
-	mcoll, cmds := monitored(t, coll)
+	mcoll, cmds := mongotest.Monitored(t, coll)
 	s := newStore[profile](t, mcoll, nil)
-	found, release := cmds.holdFirst("find")
+	found, release := cmds.HoldFirst("find")
 	go func() { _, _ = s.Get(ctx, "s") }()
 	<-found // a load read the session and is held
 	if err := s.Delete(ctx, "s"); err != nil {
@@ -87,7 +87,7 @@ func TestGetAfterDeleteDoesNotJoinAnOlderLoad(t *testing.T) {
 // this instance touches the session.
 func TestDeleteElsewhereIsSeenWithinMaxCacheAge(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	ctx := bg(t)
 	opts := &sessionstore.Options[profile]{TTLIndex: ttl.Off, TTL: time.Hour, Clock: clk, MaxCacheAge: 5 * time.Minute}
 	a, b := newStore(t, coll, opts), newStore(t, coll, opts)
@@ -113,7 +113,7 @@ func TestDeleteElsewhereIsSeenWithinMaxCacheAge(t *testing.T) {
 // read from the server.
 func TestTouchUntilSurvivesALaterTouch(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	ctx := bg(t)
 	s := newStore(t, coll, &sessionstore.Options[profile]{TTLIndex: ttl.Off, Clock: clk, CacheSize: -1,
 		TTLFunc: func(profile) time.Duration { return time.Hour }, TouchInterval: time.Hour})

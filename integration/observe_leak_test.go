@@ -109,7 +109,7 @@ func TestObserveLeaksNoSessionIDs(t *testing.T) {
 	must("Reap", err)
 	insertRaw(t, coll, prefix+id("expired2"), time.Now().Add(-time.Hour), emptyProfile)
 	waitObserved(t, "the background reaper", func() bool {
-		_, there := rawDoc(t, coll, prefix+id("expired2"))
+		_, there := mongotest.RawDoc(t, coll, prefix+id("expired2"))
 		return !there
 	})
 	must("Clear", s.Clear(ctx))

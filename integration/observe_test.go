@@ -372,22 +372,13 @@ func TestObserveCollapsedMissHasOneLoad(t *testing.T) {
 	if err := newStore[profile](t, coll, nil).Set(ctx, "cold", profile{User: "ada"}); err != nil {
 		t.Fatal(err)
 	}
-	mcoll, cmds := monitored(t, coll)
+	mcoll, cmds := mongotest.Monitored(t, coll)
 	tm := newTelemetry(t)
 	s := newStore(t, mcoll, observed(tm, &sessionstore.Options[profile]{TTLIndex: ttl.Off}))
 
 	// Hold the read's answer until every caller has missed, so that all
 	// of them find it in flight.
-	found, release := make(chan struct{}), make(chan struct{})
-	var foundOnce, releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(unblock)
-	hold := func(name string) {
-		if name == "find" {
-			foundOnce.Do(func() { close(found); <-release })
-		}
-	}
-	cmds.hold.Store(&hold)
+	found, release := cmds.HoldFirst("find")
 
 	var wg sync.WaitGroup
 	errs := make(chan error, callers)
@@ -411,13 +402,13 @@ func TestObserveCollapsedMissHasOneLoad(t *testing.T) {
 	// A caller counts its miss one context check before it joins the
 	// read; give the last ones time to take that step.
 	time.Sleep(50 * time.Millisecond)
-	unblock()
+	close(release)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if n := cmds.count("find"); n != 1 {
+	if n := cmds.Count("find"); n != 1 {
 		t.Fatalf("%d find commands, want 1: the test proves nothing", n)
 	}
 
@@ -457,7 +448,7 @@ func TestObserveCollapsedMissHasOneLoad(t *testing.T) {
 // groups it wrote; the touch counters and the pending gauge follow.
 func TestObserveTouchFlush(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	tm := newTelemetry(t)
 	s := newStore(t, coll, observed(tm, &sessionstore.Options[profile]{
 		TTLIndex: ttl.Off, TTL: time.Hour, Clock: clk, TouchInterval: time.Hour,
@@ -550,7 +541,7 @@ func TestObserveReap(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("Reap = %d, %v; want 3", n, err)
 	}
-	if _, ok := rawDoc(t, coll, "live"); !ok {
+	if _, ok := mongotest.RawDoc(t, coll, "live"); !ok {
 		t.Fatal("Reap deleted a live session")
 	}
 	reap := tm.only(t, tracing.SpanReap)
@@ -623,7 +614,7 @@ func TestObserveIndexSetupAndReaper(t *testing.T) {
 	if first.Parent().IsValid() {
 		t.Errorf("reaper span has a parent %s; it runs in the background", first.Parent().SpanID())
 	}
-	if _, ok := rawDoc(t, coll, "live"); !ok {
+	if _, ok := mongotest.RawDoc(t, coll, "live"); !ok {
 		t.Fatal("the reaper deleted a live session")
 	}
 	if got := tm.count(t, tracing.MetricReaped); got != 3 {

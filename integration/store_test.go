@@ -49,7 +49,7 @@ func TestColdGetsCollapseIntoOneFind(t *testing.T) {
 	if err := writer.Set(bg(t), "cold", profile{User: "ada"}); err != nil {
 		t.Fatal(err)
 	}
-	mcoll, cmds := monitored(t, coll)
+	mcoll, cmds := mongotest.Monitored(t, coll)
 	reader := newStore[profile](t, mcoll, nil)
 
 	var (
@@ -75,7 +75,7 @@ func TestColdGetsCollapseIntoOneFind(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if n := cmds.count("find"); n != 1 {
+	if n := cmds.Count("find"); n != 1 {
 		t.Fatalf("1000 cold Gets sent %d find commands, want 1", n)
 	}
 }
@@ -84,7 +84,7 @@ func TestColdGetsCollapseIntoOneFind(t *testing.T) {
 // the document is still on the server.
 func TestExpiredNeverReturned(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	opts := &sessionstore.Options[profile]{TTLIndex: ttl.Off, TTL: time.Hour, Clock: clk}
 	s := newStore(t, coll, opts)
 	ctx := bg(t)
@@ -107,7 +107,7 @@ func TestExpiredNeverReturned(t *testing.T) {
 	if _, err := cold.Get(ctx, "old"); !errors.Is(err, sessionstore.ErrNotFound) {
 		t.Fatalf("Get of an expired session (from the server) = %v, want ErrNotFound", err)
 	}
-	if _, ok := rawDoc(t, coll, "old"); !ok {
+	if _, ok := mongotest.RawDoc(t, coll, "old"); !ok {
 		t.Fatal("the expired document is gone: the test proves nothing")
 	}
 	if v, err := cold.Get(ctx, "new"); err != nil || v.User != "new" {
@@ -132,7 +132,7 @@ func TestExpiredNeverReturned(t *testing.T) {
 // another instance may have extended it.
 func TestExpiredInMemoryIsConfirmedWithTheServer(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	opts := &sessionstore.Options[profile]{TTLIndex: ttl.Off, TTL: time.Hour, Clock: clk}
 	a, b := newStore(t, coll, opts), newStore(t, coll, opts)
 	ctx := bg(t)
@@ -168,7 +168,7 @@ func TestSecondStoreSeesSet(t *testing.T) {
 	if got.User != want.User || !slices.Equal(got.Roles, want.Roles) || !maps.Equal(got.Prefs, want.Prefs) || got.Seen != 3 {
 		t.Fatalf("second store read %+v, want %+v", got, want)
 	}
-	raw, _ := rawDoc(t, coll, "shared")
+	raw, _ := mongotest.RawDoc(t, coll, "shared")
 	if _, _, ok := raw.Lookup("session").BinaryOK(); !ok {
 		t.Fatalf("msgpack session stored as %s, want binary", raw.Lookup("session").Type)
 	}
@@ -220,7 +220,7 @@ func TestReadsAndWritesTheExpressSessionShape(t *testing.T) {
 	if err := s.Set(ctx, "go-sid", got); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := rawDoc(t, coll, "go-sid")
+	raw, _ := mongotest.RawDoc(t, coll, "go-sid")
 	sess, ok := raw.Lookup("session").DocumentOK()
 	if !ok {
 		t.Fatalf("session stored as %s, want an embedded document", raw.Lookup("session").Type)
@@ -242,7 +242,7 @@ func TestJSONCodecStoresAString(t *testing.T) {
 	if err := s.Set(bg(t), "j", profile{User: "json"}); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := rawDoc(t, coll, "j")
+	raw, _ := mongotest.RawDoc(t, coll, "j")
 	str, ok := raw.Lookup("session").StringValueOK()
 	if !ok || !strings.Contains(str, `"json"`) {
 		t.Fatalf("session = %v, want a JSON string", raw.Lookup("session"))
@@ -323,7 +323,7 @@ func TestBadInputLeavesSessionsIntact(t *testing.T) {
 	if err := s.Set(ctx, "keep", profile{User: "keep"}); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := rawDoc(t, coll, "keep")
+	before, _ := mongotest.RawDoc(t, coll, "keep")
 	if err := s.Set(ctx, "keep", profile{User: strings.Repeat("x", 2<<10)}); !errors.Is(err, sessionstore.ErrTooLarge) {
 		t.Fatalf("oversized Set = %v, want ErrTooLarge", err)
 	}
@@ -338,7 +338,7 @@ func TestBadInputLeavesSessionsIntact(t *testing.T) {
 	if err := s.Set(cancelled, "keep", profile{User: "cancelled"}); err == nil {
 		t.Fatal("Set with a cancelled context succeeded")
 	}
-	after, _ := rawDoc(t, coll, "keep")
+	after, _ := mongotest.RawDoc(t, coll, "keep")
 	if !slices.Equal(before, after) {
 		t.Fatal("rejected writes changed the stored session")
 	}
@@ -357,19 +357,18 @@ func TestLoadRacingAWriteDoesNotCacheOldData(t *testing.T) {
 		t.Run(write, func(t *testing.T) {
 			coll := mongotest.Collection(t)
 			ctx := bg(t)
-			mcoll, cmds := monitored(t, coll)
+			mcoll, cmds := mongotest.Monitored(t, coll)
 			s := newStore[profile](t, mcoll, nil)
 			if err := newStore[profile](t, coll, nil).Set(ctx, "r", profile{User: "old"}); err != nil {
 				t.Fatal(err)
 			}
-			found, release := cmds.holdFirst("find")
+			found, release := cmds.HoldFirst("find")
 			got := make(chan profile, 1)
 			go func() {
 				v, _ := s.Get(ctx, "r")
 				got <- v
 			}()
-			<-found // the load has read "old" and is held
-			cmds.hold.Store(nil)
+			<-found // the load has read "old" and is held; later commands are not
 			var err error
 			if write == "set" {
 				err = s.Set(ctx, "r", profile{User: "new"})
@@ -411,7 +410,7 @@ func TestDeleteLenClearWithPrefix(t *testing.T) {
 	if err := other.Set(ctx, "0", profile{User: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := rawDoc(t, coll, "app:1"); !ok {
+	if _, ok := mongotest.RawDoc(t, coll, "app:1"); !ok {
 		t.Fatal("the prefix is not in the stored _id")
 	}
 	if err := app.Delete(ctx, "1"); err != nil {
@@ -461,7 +460,7 @@ func TestOpenUsesTheURIDatabase(t *testing.T) {
 	if err := s.Set(ctx, "o", profile{User: "open"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := rawDoc(t, coll, "o"); !ok {
+	if _, ok := mongotest.RawDoc(t, coll, "o"); !ok {
 		t.Fatal("Open did not write to the database named in the URI")
 	}
 	if err := s.Close(ctx); err != nil {
@@ -483,9 +482,9 @@ func TestCancelledWaiterDoesNotCancelTheSharedLoad(t *testing.T) {
 	if err := newStore[profile](t, coll, nil).Set(bg(t), "w", profile{User: "shared"}); err != nil {
 		t.Fatal(err)
 	}
-	mcoll, cmds := monitored(t, coll)
+	mcoll, cmds := mongotest.Monitored(t, coll)
 	s := newStore[profile](t, mcoll, nil)
-	found, release := cmds.holdFirst("find")
+	found, release := cmds.HoldFirst("find")
 
 	impatient, cancel := context.WithCancel(bg(t))
 	impatientErr := make(chan error, 1)
@@ -512,7 +511,7 @@ func TestCancelledWaiterDoesNotCancelTheSharedLoad(t *testing.T) {
 	if v := <-patient; v.User != "shared" {
 		t.Fatalf("the other waiter got %+v: the shared load was cancelled", v)
 	}
-	if n := cmds.count("find"); n != 1 {
+	if n := cmds.Count("find"); n != 1 {
 		t.Fatalf("%d find commands, want 1", n)
 	}
 }

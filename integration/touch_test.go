@@ -38,9 +38,9 @@ func seed(t *testing.T, coll *mongo.Collection, prefix string, n int, exp time.T
 // as a handful of write commands, and every session is extended.
 func TestTouchesAreBatched(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	seed(t, coll, "s", 1000, clk.Now().Add(time.Hour))
-	mcoll, cmds := monitored(t, coll)
+	mcoll, cmds := mongotest.Monitored(t, coll)
 	s := newStore(t, mcoll, &sessionstore.Options[profile]{
 		TTLIndex:      ttl.Off,
 		TTL:           2 * time.Hour,
@@ -55,7 +55,7 @@ func TestTouchesAreBatched(t *testing.T) {
 	if err := s.Flush(bg(t)); err != nil {
 		t.Fatal(err)
 	}
-	writes := cmds.count("update") + cmds.count("findAndModify") + cmds.count("insert") + cmds.count("delete")
+	writes := cmds.Count("update", "findAndModify", "insert", "delete")
 	t.Logf("10 000 touches over 1 000 sessions: %d write commands", writes)
 	if writes == 0 || writes > 3 {
 		t.Fatalf("%d write commands, want 1 to 3", writes)
@@ -128,7 +128,7 @@ func TestTouchNeverResurrects(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"own", "other", "never-existed"} {
-		if _, ok := rawDoc(t, coll, id); ok {
+		if _, ok := mongotest.RawDoc(t, coll, id); ok {
 			t.Errorf("a touch brought %q back", id)
 		}
 	}
@@ -138,7 +138,7 @@ func TestTouchNeverResurrects(t *testing.T) {
 // never seen: the lifetime is kept in the document.
 func TestTouchHonoursTTLFuncOutsideMemory(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	life := func(p profile) time.Duration { return time.Duration(p.Seen) * time.Hour }
 	opts := func(size int) *sessionstore.Options[profile] {
 		return &sessionstore.Options[profile]{TTLIndex: ttl.Off, Clock: clk, TTLFunc: life, CacheSize: size, TouchInterval: time.Hour}
@@ -151,7 +151,7 @@ func TestTouchHonoursTTLFuncOutsideMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(time.Hour)
-	mcoll, cmds := monitored(t, coll)
+	mcoll, cmds := mongotest.Monitored(t, coll)
 	toucher := newStore(t, mcoll, opts(-1)) // no memory tier at all
 	for _, id := range []string{"three", "default"} {
 		if err := toucher.Touch(bg(t), id); err != nil {
@@ -167,15 +167,15 @@ func TestTouchHonoursTTLFuncOutsideMemory(t *testing.T) {
 			t.Errorf("%s expires %v, want %v (its own lifetime)", id, got, want)
 		}
 	}
-	if n := cmds.count("find"); n != 1 {
+	if n := cmds.Count("find"); n != 1 {
 		t.Errorf("the flush read lifetimes with %d find commands, want 1", n)
 	}
 }
 
 func TestTouchAfterSkipsRecentExtensions(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
-	mcoll, cmds := monitored(t, coll)
+	clk := mongotest.NewClock()
+	mcoll, cmds := mongotest.Monitored(t, coll)
 	s := newStore(t, mcoll, &sessionstore.Options[profile]{
 		TTLIndex: ttl.Off, Clock: clk, TTL: time.Hour, TouchAfter: 10 * time.Minute, TouchInterval: time.Hour,
 	})
@@ -188,7 +188,7 @@ func TestTouchAfterSkipsRecentExtensions(t *testing.T) {
 	if err := s.Flush(bg(t)); err != nil {
 		t.Fatal(err)
 	}
-	if n := cmds.count("update"); n != 1 { // the Set only
+	if n := cmds.Count("update"); n != 1 { // the Set only
 		t.Fatalf("%d update commands after a touch within TouchAfter, want 1 (the Set)", n)
 	}
 	clk.Add(10 * time.Minute)
@@ -203,7 +203,7 @@ func TestTouchAfterSkipsRecentExtensions(t *testing.T) {
 
 func TestCloseWritesPendingTouches(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	seed(t, coll, "c", 50, clk.Now().Add(time.Minute))
 	s, err := sessionstore.New(coll, &sessionstore.Options[profile]{TTLIndex: ttl.Off, Clock: clk, TouchInterval: time.Hour})
 	if err != nil {
@@ -294,7 +294,7 @@ func TestReaperDeletesExpiredSessions(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, ok := rawDoc(t, coll, "live0"); !ok {
+	if _, ok := mongotest.RawDoc(t, coll, "live0"); !ok {
 		t.Fatal("the reaper deleted a live session")
 	}
 }

@@ -7,16 +7,12 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/integration/mongotest"
@@ -177,81 +173,10 @@ func (a *app) token() string {
 	return ""
 }
 
-// commands records the commands a client sends on one collection.
-type commands struct {
-	coll string
-
-	mu   sync.Mutex // protects seen
-	seen []bson.Raw // command documents, in order
-}
-
-func (c *commands) monitor() *event.CommandMonitor {
-	return &event.CommandMonitor{
-		Started: func(_ context.Context, e *event.CommandStartedEvent) {
-			if name, ok := e.Command.Lookup(e.CommandName).StringValueOK(); !ok || name != c.coll {
-				return
-			}
-			c.mu.Lock()
-			c.seen = append(c.seen, bson.Raw(slices.Clone(e.Command)))
-			c.mu.Unlock()
-		},
-	}
-}
-
-// take returns the commands recorded since the last take.
-func (c *commands) take() []bson.Raw {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	seen := c.seen
-	c.seen = nil
-	return seen
-}
-
-// names lists the names of cmds.
-func names(cmds []bson.Raw) []string {
-	var ns []string
-	for _, c := range cmds {
-		if elems, err := c.Elements(); err == nil && len(elems) > 0 {
-			ns = append(ns, elems[0].Key())
-		}
-	}
-	return ns
-}
-
-// monitored returns coll as seen through a new client whose commands on
-// it are recorded.
-func monitored(t *testing.T, coll *mongo.Collection) (*mongo.Collection, *commands) {
-	t.Helper()
-	c := &commands{coll: coll.Name()}
-	client, err := mongo.Connect(options.Client().ApplyURI(mongotest.URI()).SetMonitor(c.monitor()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		defer cancel()
-		_ = client.Disconnect(ctx)
-	})
-	return client.Database(coll.Database().Name()).Collection(coll.Name()), c
-}
-
-// rawDoc reads the document with _id id straight from the server.
-func rawDoc(t *testing.T, coll *mongo.Collection, id string) (bson.Raw, bool) {
-	t.Helper()
-	raw, err := coll.FindOne(bg(t), bson.D{{Key: "_id", Value: id}}).Raw()
-	if err == mongo.ErrNoDocuments {
-		return nil, false
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw, true
-}
-
 // stored returns the expiry and payload of document id.
 func stored(t *testing.T, coll *mongo.Collection, id string) (time.Time, []byte) {
 	t.Helper()
-	raw, ok := rawDoc(t, coll, id)
+	raw, ok := mongotest.RawDoc(t, coll, id)
 	if !ok {
 		t.Fatalf("document %q is missing", id)
 	}
@@ -272,24 +197,4 @@ func roundUp(t time.Time, g time.Duration) time.Time {
 		return r.Add(g)
 	}
 	return t
-}
-
-// clock is a settable sessionstore.Clock.
-type clock struct {
-	mu  sync.Mutex // protects now
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
 }

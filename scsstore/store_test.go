@@ -60,7 +60,7 @@ func TestSessionManager(t *testing.T) {
 	if _, found, err := rec.FindCtx(bg(t), token); found || err != nil {
 		t.Errorf("Find(old token) = found %t, %v; want not found, nil", found, err)
 	}
-	if _, ok := rawDoc(t, coll, token); ok {
+	if _, ok := mongotest.RawDoc(t, coll, token); ok {
 		t.Error("the old token's document is still there")
 	}
 
@@ -71,7 +71,7 @@ func TestSessionManager(t *testing.T) {
 	if _, found, err := rec.FindCtx(bg(t), renewed); found || err != nil {
 		t.Errorf("Find(destroyed) = found %t, %v; want not found, nil", found, err)
 	}
-	if _, ok := rawDoc(t, coll, renewed); ok {
+	if _, ok := mongotest.RawDoc(t, coll, renewed); ok {
 		t.Error("the destroyed session's document is still there")
 	}
 	if got := a.do("/get", "k", "user"); got != "" {
@@ -83,7 +83,7 @@ func TestSessionManager(t *testing.T) {
 // without an error; Delete of a missing session is not an error.
 func TestNotFound(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	st := scsstore.New(newSessions(t, coll, &sessionstore.Options[[]byte]{Clock: clk}), nil)
 	ctx := bg(t)
 	for _, token := range []string{"missing", "", "bad\xffutf8", string(make([]byte, 600))} {
@@ -122,7 +122,7 @@ func TestNotFound(t *testing.T) {
 // Through scs: a session past its Lifetime is gone on the next request.
 func TestExpiredSessionIsNew(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	sm := scs.New()
 	sm.Lifetime = time.Minute
 	sm.Store = scsstore.New(newSessions(t, coll, &sessionstore.Options[[]byte]{Clock: clk}), nil)
@@ -140,7 +140,7 @@ func TestExpiredSessionIsNew(t *testing.T) {
 // AllCtx lists the live sessions, and scs's Iterate sees them.
 func TestAll(t *testing.T) {
 	coll := mongotest.Collection(t)
-	clk := newClock()
+	clk := mongotest.NewClock()
 	st := scsstore.New(newSessions(t, coll, &sessionstore.Options[[]byte]{Clock: clk}), nil)
 	sm := scs.New()
 	sm.Store = st
@@ -201,7 +201,7 @@ func TestUnchangedCommitIsATouch(t *testing.T) {
 
 func testUnchangedCommit(t *testing.T, keys int) {
 	coll := mongotest.Collection(t)
-	mcoll, cmds := monitored(t, coll)
+	mcoll, cmds := mongotest.Monitored(t, coll)
 	sessions := newSessions(t, mcoll, &sessionstore.Options[[]byte]{TouchInterval: time.Hour}) // only Flush writes touches
 	rec := record(scsstore.New(sessions, nil))
 	sm := scs.New()
@@ -218,7 +218,7 @@ func testUnchangedCommit(t *testing.T, keys int) {
 	if !exp.Equal(written.Truncate(time.Millisecond)) {
 		t.Fatalf("after a put, expires = %v, want scs's expiry %v", exp, written)
 	}
-	t.Logf("puts: %v", names(cmds.take()))
+	t.Logf("puts: %v", mongotest.Names(cmds.Take()))
 
 	// Requests that only read: scs commits each one, and with several
 	// values gob encodes them in a different order from time to time.
@@ -233,10 +233,10 @@ func testUnchangedCommit(t *testing.T, keys int) {
 	if n := rec.commits - before; n != reads {
 		t.Fatalf("scs committed %d times for %d reads; the test expects one commit per request", n, reads)
 	}
-	during := cmds.take()
-	t.Logf("%d read requests: commands %v", reads, names(during))
+	during := cmds.Take()
+	t.Logf("%d read requests: commands %v", reads, mongotest.Names(during))
 	for _, c := range during {
-		if n := names([]bson.Raw{c})[0]; n != "find" {
+		if n := mongotest.Names([]bson.Raw{c})[0]; n != "find" {
 			t.Errorf("a read-only request sent %s: %v", n, c)
 		}
 	}
@@ -247,8 +247,8 @@ func testUnchangedCommit(t *testing.T, keys int) {
 	if err := sessions.Flush(bg(t)); err != nil {
 		t.Fatal(err)
 	}
-	flushed := cmds.take()
-	if got := names(flushed); !slices.Equal(got, []string{"update"}) {
+	flushed := cmds.Take()
+	if got := mongotest.Names(flushed); !slices.Equal(got, []string{"update"}) {
 		t.Fatalf("Flush sent %v, want one update", got)
 	}
 	checkTouchCommand(t, flushed[0])
@@ -268,7 +268,7 @@ func testUnchangedCommit(t *testing.T, keys int) {
 
 	// A request that changes the session writes it.
 	a.do("/put", "k", "k0", "v", "changed")
-	if got := names(cmds.take()); !slices.Equal(got, []string{"update"}) {
+	if got := mongotest.Names(cmds.Take()); !slices.Equal(got, []string{"update"}) {
 		t.Errorf("a changing request sent %v, want one update (the upsert)", got)
 	}
 	if _, p := stored(t, coll, token); bytes.Equal(p, payload) {
@@ -341,18 +341,18 @@ func TestEquivalentCommitIsATouch(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			coll := mongotest.Collection(t)
-			mcoll, cmds := monitored(t, coll)
+			mcoll, cmds := mongotest.Monitored(t, coll)
 			sessions := newSessions(t, mcoll, &sessionstore.Options[[]byte]{TouchInterval: time.Hour})
 			st := scsstore.New(sessions, c.opts)
 			ctx := bg(t)
 			if err := st.CommitCtx(ctx, "tok", b1, time.Now().Add(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
-			cmds.take()
+			cmds.Take()
 			if err := st.CommitCtx(ctx, "tok", b2, time.Now().Add(2*time.Hour)); err != nil {
 				t.Fatal(err)
 			}
-			got := names(cmds.take())
+			got := mongotest.Names(cmds.Take())
 			if wrote := slices.Contains(got, "update"); wrote != c.writes {
 				t.Errorf("equivalent commit sent %v; want a write: %t", got, c.writes)
 			}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,38 +27,18 @@ const testSecret = "keyboard cat"
 // callTimeout bounds every server call a test makes.
 const callTimeout = 30 * time.Second
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex // protects now
-	now time.Time
-}
-
-// Now returns the clock's time.
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Add moves the clock forward by d.
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // demo is the demo's handler served over a store on a fresh collection.
 type demo struct {
 	coll  *mongo.Collection
 	store *sessionstore.Store[Session]
-	clock *fakeClock
+	clock *mongotest.Clock
 	srv   *httptest.Server
 }
 
 func newDemo(t *testing.T) *demo {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	d := &demo{coll: mongotest.Collection(t), clock: &fakeClock{now: time.Now()}}
+	d := &demo{coll: mongotest.Collection(t), clock: mongotest.NewClock()}
 	store, err := sessionstore.New(d.coll, &sessionstore.Options[Session]{
 		TTL:    sessionLifetime,
 		Codec:  codec.BSON[Session]{},

@@ -25,10 +25,8 @@
 //
 // Each workload uses a collection of its own, dropped at the end. The
 // load generator and the server share the process and its cores. The
-// store runs with the demo's options, except WriteTimeout (-write-timeout,
-// default 1m rather than 10s): FerretDB on SQLite takes seconds to write
-// a flush of 1 000 touches. A background failure of the store fails the
-// workload.
+// store runs with the demo's options. A background failure of the store
+// fails the workload.
 package main
 
 import (
@@ -98,11 +96,7 @@ func main() {
 	flag.IntVar(&c.concurrency, "concurrency", 8, "clients sending requests at once")
 	flag.IntVar(&c.sessions, "sessions", 1_000, "returning sessions in the returning workload")
 	flag.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound on the whole run, server start included")
-	// FerretDB on SQLite rewrites the documents of an updateMany one by
-	// one, at a cost growing with the collection: a flush of 1 000
-	// touches takes seconds, near the store's default WriteTimeout of
-	// 10s, which then fails it again and again.
-	flag.DurationVar(&c.writeTime, "write-timeout", time.Minute, "the store's WriteTimeout, which bounds each touch flush")
+	flag.DurationVar(&c.writeTime, "write-timeout", 0, "the store's WriteTimeout, which bounds each touch command (0: the store's default)")
 	flag.StringVar(&workloads, "workloads", "new,returning", "comma-separated workloads to run")
 	flag.Parse()
 	c.workloads = strings.Split(workloads, ",")
