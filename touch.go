@@ -13,10 +13,10 @@ import (
 )
 
 // Touch commands carry at most maxIDsPerCommand ids, far below MongoDB's
-// 16 MiB limit. A command that times out halves the size of the next
-// ones, down to minIDsPerCommand: servers that update document by
-// document (FerretDB v1 takes milliseconds for each) then still make
-// progress within WriteTimeout.
+// 16 MiB limit. A command that times out is sent again in halves, and
+// halves the size of later ones, down to minIDsPerCommand: servers that
+// update document by document (FerretDB v1 takes milliseconds for each)
+// then still get touches written within WriteTimeout a command.
 const (
 	maxIDsPerCommand = 1_000
 	minIDsPerCommand = 50
@@ -449,20 +449,41 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 		now    = s.now()
 	)
 	for _, exp := range slices.SortedFunc(maps.Keys(groups), time.Time.Compare) {
-		ids := groups[exp]
-		for chunk := range slices.Chunk(ids, int(s.touchChunk.Load())) {
+		// A command that times out is sent again once, split in
+		// smaller ones, so that a slow server still gets it in this
+		// flush; a server that does not answer costs at most three
+		// timeouts a command.
+		type command struct {
+			ids   []string
+			retry bool
+		}
+		var queue []command
+		for chunk := range slices.Chunk(groups[exp], int(s.touchChunk.Load())) {
+			queue = append(queue, command{ids: chunk})
+		}
+		for len(queue) > 0 {
+			c := queue[0]
+			queue = queue[1:]
 			cctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
-			_, err := s.db.TouchMany(cctx, chunk, exp, now)
+			_, err := s.db.TouchMany(cctx, c.ids, exp, now)
 			cancel()
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-				s.shrinkTouchChunk(len(chunk))
+				size := s.shrinkTouchChunk(len(c.ids))
+				if !c.retry && size < len(c.ids) {
+					var again []command
+					for chunk := range slices.Chunk(c.ids, size) {
+						again = append(again, command{ids: chunk, retry: true})
+					}
+					queue = append(again, queue...)
+					continue
+				}
 			}
 			if err != nil {
 				errs = append(errs, err)
 				if failed == nil {
 					failed = make(map[string]pendingTouch)
 				}
-				for _, key := range chunk {
+				for _, key := range c.ids {
 					failed[key] = batch[key]
 				}
 			}
@@ -475,13 +496,14 @@ func (s *Store[T]) flushTouches(ctx context.Context, batch map[string]pendingTou
 }
 
 // shrinkTouchChunk halves the ids of later touch commands after one of
-// size n timed out.
-func (s *Store[T]) shrinkTouchChunk(n int) {
+// size n timed out, and returns the new size.
+func (s *Store[T]) shrinkTouchChunk(n int) int {
 	size := int64(max(n/2, minIDsPerCommand))
 	if old := s.touchChunk.Load(); size < old && s.touchChunk.CompareAndSwap(old, size) {
 		s.obs.logger.Warn("sessionstore: touch command timed out; sending fewer ids per command",
 			"ids", n, "next", size, "timeout", s.opts.WriteTimeout)
 	}
+	return int(s.touchChunk.Load())
 }
 
 // lifetimes reads the stored lifetime of each key live at now, in chunks.
