@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/codec"
+	"github.com/sessionstore/sessionstore/examples/demo/app"
 	"github.com/sessionstore/sessionstore/httpsession"
 	"github.com/sessionstore/sessionstore/integration/mongotest"
 )
@@ -30,7 +31,7 @@ const callTimeout = 30 * time.Second
 // demo is the demo's handler served over a store on a fresh collection.
 type demo struct {
 	coll  *mongo.Collection
-	store *sessionstore.Store[Session]
+	store *sessionstore.Store[app.Session]
 	clock *mongotest.Clock
 	srv   *httptest.Server
 }
@@ -39,9 +40,9 @@ func newDemo(t *testing.T) *demo {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	d := &demo{coll: mongotest.Collection(t), clock: mongotest.NewClock()}
-	store, err := sessionstore.New(d.coll, &sessionstore.Options[Session]{
-		TTL:    sessionLifetime,
-		Codec:  codec.BSON[Session]{},
+	store, err := sessionstore.New(d.coll, &sessionstore.Options[app.Session]{
+		TTL:    app.Lifetime,
+		Codec:  codec.BSON[app.Session]{},
 		Clock:  d.clock,
 		Logger: logger,
 		// Touches are written only when the test calls Flush.
@@ -58,11 +59,11 @@ func newDemo(t *testing.T) *demo {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	app, err := newApp(store, testSecret, logger)
+	handler, err := app.New(store, testSecret, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.srv = httptest.NewServer(app)
+	d.srv = httptest.NewServer(handler)
 	t.Cleanup(d.srv.Close)
 	return d
 }
@@ -110,9 +111,9 @@ func sessionID(t *testing.T, c *http.Cookie) string {
 
 // document is a session document as the server holds it.
 type document struct {
-	ID      string    `bson:"_id"`
-	Expires time.Time `bson:"expires"`
-	Session Session   `bson:"session"`
+	ID      string      `bson:"_id"`
+	Expires time.Time   `bson:"expires"`
+	Session app.Session `bson:"session"`
 }
 
 // find reads session id straight from the server.
@@ -152,7 +153,7 @@ func TestWalkthrough(t *testing.T) {
 	if !strings.HasPrefix(first.Raw, "connect.sid=s%3A") {
 		t.Errorf("Set-Cookie: %s, want connect.sid=s%%3A...", first.Raw)
 	}
-	if !first.HttpOnly || first.SameSite != http.SameSiteStrictMode || first.MaxAge != int(sessionLifetime/time.Second) || first.Path != "/" {
+	if !first.HttpOnly || first.SameSite != http.SameSiteStrictMode || first.MaxAge != int(app.Lifetime/time.Second) || first.Path != "/" {
 		t.Errorf("Set-Cookie: %s, want HttpOnly, SameSite=Strict, Max-Age=604800, Path=/", first.Raw)
 	}
 	if n := d.count(t); n != 1 {
@@ -248,7 +249,7 @@ func TestDocumentShape(t *testing.T) {
 	if c.OriginalMaxAge != 7*24*3600*1000 || !c.HTTPOnly || c.Path != "/" || c.SameSite != "strict" {
 		t.Errorf("session.cookie = %+v, want originalMaxAge 604800000, httpOnly, path /, sameSite strict", c)
 	}
-	if lo, hi := start.Add(sessionLifetime).Add(-time.Second), time.Now().Add(sessionLifetime); c.Expires.Before(lo) || c.Expires.After(hi) {
+	if lo, hi := start.Add(app.Lifetime).Add(-time.Second), time.Now().Add(app.Lifetime); c.Expires.Before(lo) || c.Expires.After(hi) {
 		t.Errorf("session.cookie.expires = %v, want seven days from now", c.Expires)
 	}
 }
@@ -263,7 +264,7 @@ func TestEmbeddedFerretDBKeepsSessions(t *testing.T) {
 
 	// session opens a store on a fresh embedded server, calls fn with it,
 	// and stops both.
-	session := func(fn func(*sessionstore.Store[Session])) {
+	session := func(fn func(*sessionstore.Store[app.Session])) {
 		t.Helper()
 		db, err := startFerretDB("127.0.0.1:0", dir, logger)
 		if err != nil {
@@ -277,7 +278,7 @@ func TestEmbeddedFerretDBKeepsSessions(t *testing.T) {
 		if !strings.HasSuffix(db.uri, "/demo") {
 			t.Errorf("uri = %q, want the demo database in its path", db.uri)
 		}
-		store, err := sessionstore.Open(ctx, db.uri, &sessionstore.Options[Session]{Codec: codec.BSON[Session]{}})
+		store, err := sessionstore.Open(ctx, db.uri, &sessionstore.Options[app.Session]{Codec: codec.BSON[app.Session]{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -289,12 +290,12 @@ func TestEmbeddedFerretDBKeepsSessions(t *testing.T) {
 		fn(store)
 	}
 
-	session(func(s *sessionstore.Store[Session]) {
-		if err := s.Set(ctx, "kept", Session{Something: "abc"}); err != nil {
+	session(func(s *sessionstore.Store[app.Session]) {
+		if err := s.Set(ctx, "kept", app.Session{Something: "abc"}); err != nil {
 			t.Fatal(err)
 		}
 	})
-	session(func(s *sessionstore.Store[Session]) {
+	session(func(s *sessionstore.Store[app.Session]) {
 		v, err := s.Get(ctx, "kept")
 		if err != nil || v.Something != "abc" {
 			t.Errorf("after a restart Get = %+v, %v; want something abc", v, err)

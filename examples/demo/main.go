@@ -48,6 +48,7 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/codec"
+	"github.com/sessionstore/sessionstore/examples/demo/app"
 )
 
 const (
@@ -115,9 +116,9 @@ func run(logger *slog.Logger) (err error) {
 
 	openCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	store, err := sessionstore.Open(openCtx, uri, &sessionstore.Options[Session]{
-		TTL:            sessionLifetime,
-		Codec:          codec.BSON[Session]{},
+	store, err := sessionstore.Open(openCtx, uri, &sessionstore.Options[app.Session]{
+		TTL:            app.Lifetime,
+		Codec:          codec.BSON[app.Session]{},
 		Logger:         logger,
 		TracerProvider: tp,
 	})
@@ -138,7 +139,7 @@ func run(logger *slog.Logger) (err error) {
 		secret = rand.Text()
 		logger.Warn("SESSION_SECRET is not set: using a random secret, so cookies from before a restart will not be accepted")
 	}
-	handler, err := newApp(store, secret, logger)
+	handler, err := app.New(store, secret, logger)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
-// Command loadtest puts a bounded HTTP load on a handler like the demo's
-// (examples/demo): httpsession middleware over a sessionstore.Store with
-// the BSON codec, keeping express-session's document shape; a new
+// Command loadtest puts a bounded HTTP load on the demo's handler
+// (examples/demo/app): httpsession middleware over a sessionstore.Store
+// with the BSON codec, keeping express-session's document shape; a new
 // session gets a random value, which saves it, and a returning one is
 // left unchanged, so that it is only touched. It prints, for each
 // workload, the requests per second and the database commands per
@@ -53,30 +53,12 @@ import (
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/codec"
-	"github.com/sessionstore/sessionstore/httpsession"
+	"github.com/sessionstore/sessionstore/examples/demo/app"
 	"github.com/sessionstore/sessionstore/integration/mongotest"
 )
 
-// sessionLifetime is the demo's: the cookie's Max-Age and the store's TTL.
-const sessionLifetime = 7 * 24 * time.Hour
-
 // database holds the load test's collections.
 const database = "sessionstore_loadtest"
-
-// Session is the demo's session: the document express-session keeps.
-type Session struct {
-	Cookie    Cookie `bson:"cookie"`
-	Something string `bson:"something,omitempty"`
-}
-
-// Cookie is the cookie object express-session stores with a session.
-type Cookie struct {
-	OriginalMaxAge int64     `bson:"originalMaxAge"` // milliseconds
-	Expires        time.Time `bson:"expires"`
-	HTTPOnly       bool      `bson:"httpOnly"`
-	Path           string    `bson:"path"`
-	SameSite       string    `bson:"sameSite"`
-}
 
 type config struct {
 	duration    time.Duration
@@ -199,9 +181,9 @@ func workload(ctx context.Context, c config, name string, coll *mongo.Collection
 		background atomic.Int64          // background failures of the store
 		firstErr   atomic.Pointer[error] // the first of them
 	)
-	store, err := sessionstore.New(coll, &sessionstore.Options[Session]{
-		Codec:        codec.BSON[Session]{},
-		TTL:          sessionLifetime,
+	store, err := sessionstore.New(coll, &sessionstore.Options[app.Session]{
+		Codec:        codec.BSON[app.Session]{},
+		TTL:          app.Lifetime,
 		WriteTimeout: c.writeTime,
 		OnError: func(err error) {
 			background.Add(1)
@@ -216,7 +198,7 @@ func workload(ctx context.Context, c config, name string, coll *mongo.Collection
 	if _, err := store.TTLIndex(ctx); err != nil {
 		return result{}, err
 	}
-	h, err := newApp(store, rand.Text())
+	h, err := app.New(store, rand.Text(), nil)
 	if err != nil {
 		return result{}, err
 	}
@@ -347,42 +329,6 @@ func get(ctx context.Context, httpc *http.Client, url string, cookie *http.Cooki
 		return nil, fmt.Errorf("status %s", resp.Status)
 	}
 	return resp, nil
-}
-
-// newApp returns the demo's handler without its logging: session
-// middleware with the demo's cookie settings, a middleware that gives a
-// new session a random "something" (which saves it) and leaves a
-// returning one unchanged (which touches it), then GET / answering OK.
-func newApp(store httpsession.Store[Session], secret string) (http.Handler, error) {
-	sessions, err := httpsession.New(store, &httpsession.Options{
-		Secrets:    []string{secret},
-		CookieName: "connect.sid",
-		MaxAge:     sessionLifetime,
-		SameSite:   http.SameSiteStrictMode,
-		Rolling:    true,
-	})
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "OK")
-	})
-	return sessions.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := httpsession.FromContext[Session](r.Context())
-		if v := s.Value(); v.Something == "" {
-			v.Something = rand.Text()
-			v.Cookie = Cookie{
-				OriginalMaxAge: sessionLifetime.Milliseconds(),
-				Expires:        time.Now().Add(sessionLifetime).UTC(),
-				HTTPOnly:       true,
-				Path:           "/",
-				SameSite:       "strict",
-			}
-			s.Set(v)
-		}
-		mux.ServeHTTP(w, r)
-	})), nil
 }
 
 // commands counts the commands a client sends on one collection at a

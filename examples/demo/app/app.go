@@ -1,4 +1,8 @@
-package main
+// Package app is the demo's HTTP application: express-session compatible
+// sessions (package httpsession) over a session store, a middleware that
+// gives every new session a random "something", and GET / answering OK.
+// The demo serves it; the load test in the bench module drives it.
+package app
 
 import (
 	"crypto/rand"
@@ -10,9 +14,9 @@ import (
 	"github.com/sessionstore/sessionstore/httpsession"
 )
 
-// sessionLifetime is how long a session lives after its last request: the
+// Lifetime is how long a session lives after its last request: the
 // cookie's Max-Age and the store's TTL.
-const sessionLifetime = 7 * 24 * time.Hour
+const Lifetime = 7 * 24 * time.Hour
 
 // Session is the demo's session. Its document is the one express-session
 // keeps, so an Express app given the same collection and secret reads it
@@ -35,16 +39,19 @@ type Cookie struct {
 	SameSite       string    `bson:"sameSite"`
 }
 
-// newApp returns the demo's handler: session middleware with
+// New returns the demo's handler: session middleware with
 // express-session's defaults and the npm demo's cookie settings, then a
 // middleware that gives each new session a random "something", then
 // GET / answering OK. secret signs the session cookie; logger receives a
-// line per request saying whether its session is new.
-func newApp(store httpsession.Store[Session], secret string, logger *slog.Logger) (http.Handler, error) {
+// line per request saying whether its session is new (nil discards them).
+func New(store httpsession.Store[Session], secret string, logger *slog.Logger) (http.Handler, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	sessions, err := httpsession.New(store, &httpsession.Options{
 		Secrets:    []string{secret},
 		CookieName: "connect.sid",
-		MaxAge:     sessionLifetime,
+		MaxAge:     Lifetime,
 		SameSite:   http.SameSiteStrictMode,
 		// The cookie's Max-Age restarts on every response, as the store's
 		// expiry does on every touch.
@@ -71,8 +78,8 @@ func something(next http.Handler, logger *slog.Logger) http.Handler {
 		if v.Something == "" {
 			v.Something = rand.Text()
 			v.Cookie = Cookie{
-				OriginalMaxAge: sessionLifetime.Milliseconds(),
-				Expires:        time.Now().Add(sessionLifetime).UTC(),
+				OriginalMaxAge: Lifetime.Milliseconds(),
+				Expires:        time.Now().Add(Lifetime).UTC(),
 				HTTPOnly:       true,
 				Path:           "/",
 				SameSite:       "strict",
