@@ -99,8 +99,8 @@ type Options[T any] struct {
 	// touches group into few commands. Default 1s.
 	TouchGranularity time.Duration
 	// TouchAfter skips a touch that comes within TouchAfter of the
-	// session's last extension (connect-mongo's touchAfter). Default 0:
-	// every touch counts.
+	// session's last extension (connect-mongo's touchAfter), whether or
+	// not the session is in memory. Default 0: every touch counts.
 	TouchAfter time.Duration
 	// MaxPendingTouches bounds the sessions waiting for a touch write;
 	// beyond it a touch is dropped, counted and reported. Default 100 000.

@@ -94,6 +94,7 @@ func Open[T any](ctx context.Context, uri string, opts *Options[T]) (*Store[T], 
 		_ = client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	s.obs.logger.Info("sessionstore: connected", "hosts", cs.Hosts, "database", dbName, "collection", collName)
 	return s, nil
 }
 
@@ -112,6 +113,7 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 		Format:            opts.Codec.Format(),
 		Prefix:            opts.Prefix,
 		TouchWriteConcern: opts.TouchWriteConcern,
+		MinExtension:      opts.TouchAfter,
 	})
 	if err != nil {
 		return nil, err

@@ -33,8 +33,8 @@ const maxTouchBackoff = 30 * time.Second
 // updates the in-memory copy; a background flusher writes buffered
 // touches in batches every TouchInterval, or sooner when TouchBatchSize
 // sessions are waiting. Flush writes them now. With TouchAfter set, a
-// touch of a session held in memory within TouchAfter of its last
-// extension is skipped.
+// touch within TouchAfter of the session's last extension is skipped:
+// at once when the session is in memory, else by the write's filter.
 func (s *Store[T]) Touch(ctx context.Context, id string) error {
 	_, op := s.obs.start(ctx, opTouch)
 	err := s.touch(id, time.Time{})
@@ -47,9 +47,8 @@ func (s *Store[T]) Touch(ctx context.Context, id string) error {
 // themselves, such as scs. Like Touch it never shortens an expiry, never
 // creates or revives a session, and does not wait for the database: the
 // extension is buffered and written with the next batch, rounded up to
-// TouchGranularity. An expiry not after now does nothing. When the
-// session is in memory, a touch that would move its expiry forward by
-// less than TouchAfter (by nothing, when TouchAfter is 0) is skipped.
+// TouchGranularity. An expiry not after now does nothing, and so does a
+// touch that would move the expiry forward by less than TouchAfter.
 func (s *Store[T]) TouchUntil(ctx context.Context, id string, expires time.Time) error {
 	_, op := s.obs.start(ctx, opTouch)
 	err := s.touch(id, expires.Truncate(time.Millisecond))

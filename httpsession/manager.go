@@ -8,16 +8,15 @@ import (
 	"math"
 	"net/http"
 	"time"
-
-	"github.com/sessionstore/sessionstore/tier"
 )
 
 // Store is where a [Manager] keeps sessions; *sessionstore.Store[T]
 // satisfies it. Implementations must be safe for concurrent use.
 type Store[T any] interface {
 	// Get returns the session stored under id. For a missing or expired
-	// session it returns an error for which errors.Is(err, tier.ErrNotFound)
-	// holds; sessionstore.ErrNotFound is the same value.
+	// session it returns an error that is, or wraps, an error with a
+	// method NotFound() bool returning true, as sessionstore.ErrNotFound
+	// does.
 	Get(ctx context.Context, id string) (T, error)
 	// Set creates or replaces the session stored under id.
 	Set(ctx context.Context, id string, v T) error
@@ -188,7 +187,7 @@ func (m *Manager[T]) load(r *http.Request) (*Session[T], error) {
 	switch {
 	case err == nil:
 		s.id, s.value, s.loaded, s.stored = s.cookieID, v, true, true
-	case errors.Is(err, tier.ErrNotFound):
+	case isNotFound(err):
 		// Missing or expired: the request gets a fresh session, with a
 		// new id, as in express-session.
 	default:
@@ -215,4 +214,10 @@ func (m *Manager[T]) cookie(value string) *http.Cookie {
 func (m *Manager[T]) replyError(w http.ResponseWriter, r *http.Request, err error) {
 	m.logger.ErrorContext(r.Context(), "httpsession: session store failed", "err", err)
 	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+}
+
+// isNotFound reports whether err says that a session does not exist.
+func isNotFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	return errors.As(err, &nf) && nf.NotFound()
 }

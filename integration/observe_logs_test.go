@@ -284,3 +284,41 @@ func TestObserveLogsFailedBackgroundFlush(t *testing.T) {
 		t.Errorf("Close was not logged; all records: %v", logs.all())
 	}
 }
+
+// Open logs the connection at info level, naming the hosts, database and
+// collection but never the URI, which may hold credentials.
+func TestObserveLogsConnected(t *testing.T) {
+	var logs logSink
+	ctx := bg(t)
+	name := "connected_" + sanitizedName(t)
+	s, err := sessionstore.Open(ctx, withDatabase(mongotest.URI(), mongotest.Database), &sessionstore.Options[profile]{
+		Collection: name, TTLIndex: ttl.Off, Logger: logs.logger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	connected := logs.find(slog.LevelInfo, "sessionstore: connected")
+	if len(connected) != 1 {
+		t.Fatalf("%d info records of the connection, want 1; all records: %v", len(connected), logs.all())
+	}
+	for key, want := range map[string]string{"database": mongotest.Database, "collection": name} {
+		if v, ok := connected[0].attr(key); !ok || v.String() != want {
+			t.Errorf("connected record: %s = %q (present %t), want %q", key, v, ok, want)
+		}
+	}
+	if _, ok := connected[0].attr("hosts"); !ok {
+		t.Error("connected record names no hosts")
+	}
+}
+
+func sanitizedName(t *testing.T) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' {
+			return '_'
+		}
+		return r
+	}, t.Name())
+}

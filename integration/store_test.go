@@ -450,7 +450,7 @@ func TestDeleteLenClearWithPrefix(t *testing.T) {
 func TestOpenUsesTheURIDatabase(t *testing.T) {
 	ctx := bg(t)
 	uri := mongotest.URI()
-	name := "open_" + strings.ReplaceAll(t.Name(), "/", "_")
+	name := "open_" + sanitizedName(t)
 	s, err := sessionstore.Open(ctx, withDatabase(uri, mongotest.Database), &sessionstore.Options[profile]{Collection: name, TTLIndex: ttl.Off})
 	if err != nil {
 		t.Fatal(err)

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/integration/mongotest"
@@ -267,7 +271,8 @@ func TestReaperDeletesExpiredSessions(t *testing.T) {
 	now := time.Now()
 	seed(t, coll, "dead", 20, now.Add(-time.Minute))
 	seed(t, coll, "live", 5, now.Add(time.Hour))
-	s := newStore(t, coll, &sessionstore.Options[profile]{ReapInterval: 200 * time.Millisecond})
+	const interval = 200 * time.Millisecond
+	s := newStore(t, coll, &sessionstore.Options[profile]{ReapInterval: interval})
 	d, err := s.TTLIndex(bg(t))
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +285,8 @@ func TestReaperDeletesExpiredSessions(t *testing.T) {
 			t.Fatalf("Reap = %d, %v; want 20", n, err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// The first pass comes one interval (±10%) after setup; allow five.
+	deadline := time.Now().Add(5 * interval)
 	for {
 		n, err := coll.CountDocuments(bg(t), bson.D{})
 		if err != nil {
@@ -290,9 +296,9 @@ func TestReaperDeletesExpiredSessions(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d documents left 10s after start, want the 5 live ones", n)
+			t.Fatalf("%d documents left five reap intervals after setup, want the 5 live ones", n)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	if _, ok := mongotest.RawDoc(t, coll, "live0"); !ok {
 		t.Fatal("the reaper deleted a live session")
@@ -346,5 +352,120 @@ func TestCancelledContextLeavesSessionsIntact(t *testing.T) {
 	}
 	if v, err := s.Get(bg(t), "k"); err != nil || v.User != "kept" {
 		t.Fatalf("Get = %+v, %v", v, err)
+	}
+}
+
+// TouchAfter holds for sessions that are not in memory: the write's
+// filter skips a touch within TouchAfter of the last extension.
+func TestTouchAfterWithoutMemory(t *testing.T) {
+	coll := mongotest.Collection(t)
+	clk := mongotest.NewClock()
+	s := newStore(t, coll, &sessionstore.Options[profile]{
+		TTLIndex: ttl.Off, Clock: clk, TTL: time.Hour, TouchAfter: 10 * time.Minute,
+		CacheSize: -1, TouchInterval: time.Hour, TouchGranularity: time.Millisecond,
+	})
+	if err := s.Set(bg(t), "lazy", profile{}); err != nil {
+		t.Fatal(err)
+	}
+	set := rawExpires(t, coll, "lazy")
+	clk.Add(time.Minute)
+	_ = s.Touch(bg(t), "lazy")
+	if err := s.Flush(bg(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawExpires(t, coll, "lazy"); !got.Equal(set) {
+		t.Fatalf("a touch a minute after the Set moved expires from %v to %v", set, got)
+	}
+	clk.Add(10 * time.Minute)
+	_ = s.Touch(bg(t), "lazy")
+	if err := s.Flush(bg(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rawExpires(t, coll, "lazy"), clk.Now().Add(time.Hour); !got.Equal(want) {
+		t.Fatalf("a touch 11 minutes after the Set: expires %v, want %v", got, want)
+	}
+}
+
+// A flush that fails keeps its touches, and a later one writes them.
+func TestFailedFlushIsRetried(t *testing.T) {
+	coll := mongotest.Collection(t)
+	clk := mongotest.NewClock()
+	seed(t, coll, "r", 1, clk.Now().Add(time.Minute))
+	// The first update command is held before it is sent until its
+	// timeout has passed, so that it fails without reaching the server.
+	var updates atomic.Int64
+	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName == "update" && updates.Add(1) == 1 {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}}
+	client, err := mongo.Connect(options.Client().ApplyURI(mongotest.URI()).SetMonitor(monitor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	s := newStore(t, client.Database(coll.Database().Name()).Collection(coll.Name()), &sessionstore.Options[profile]{
+		TTLIndex: ttl.Off, Clock: clk, TouchInterval: time.Hour, WriteTimeout: 100 * time.Millisecond,
+	})
+	_ = s.Touch(bg(t), "r0")
+	if err := s.Flush(bg(t)); err == nil {
+		t.Fatal("a flush whose command timed out succeeded")
+	}
+	if got := rawExpires(t, coll, "r0"); got.After(clk.Now().Add(time.Minute)) {
+		t.Fatalf("the failed command reached the server: expires %v", got)
+	}
+	if err := s.Flush(bg(t)); err != nil {
+		t.Fatalf("the retry failed: %v", err)
+	}
+	if got, want := rawExpires(t, coll, "r0"), clk.Now().Add(sessionstore.DefaultTTL); got.Before(want) {
+		t.Fatalf("expires %v after the retry, want %v: the failed touch was not kept", got, want)
+	}
+}
+
+// Touches are written with w:1 unless TouchWriteConcern says otherwise.
+func TestTouchWriteConcern(t *testing.T) {
+	for name, wc := range map[string]*writeconcern.WriteConcern{"default": nil, "majority": writeconcern.Majority()} {
+		t.Run(name, func(t *testing.T) {
+			coll := mongotest.Collection(t)
+			seed(t, coll, "w", 1, time.Now().Add(time.Minute))
+			mcoll, cmds := mongotest.Monitored(t, coll)
+			s := newStore(t, mcoll, &sessionstore.Options[profile]{TTLIndex: ttl.Off, TouchInterval: time.Hour, TouchWriteConcern: wc})
+			_ = s.Touch(bg(t), "w0")
+			if err := s.Flush(bg(t)); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cmds.Take() {
+				if _, err := c.LookupErr("update"); err != nil {
+					continue
+				}
+				w := c.Lookup("writeConcern", "w")
+				n, isNum := w.AsInt64OK()
+				str, isStr := w.StringValueOK()
+				if (wc == nil && (!isNum || n != 1)) || (wc != nil && (!isStr || str != "majority")) {
+					t.Fatalf("touch update sent writeConcern.w %v", w)
+				}
+				return
+			}
+			t.Fatal("no update command was sent")
+		})
+	}
+}
+
+// ttl.Require fails New on a server that cannot keep a TTL index, and
+// creates the index where it can.
+func TestRequireNeedsATTLIndex(t *testing.T) {
+	coll := mongotest.Collection(t)
+	s, err := sessionstore.New(coll, &sessionstore.Options[profile]{TTLIndex: ttl.Require})
+	if err != nil {
+		if !errors.Is(err, ttl.ErrUnsupported) {
+			t.Fatalf("New = %v, want an error wrapping ttl.ErrUnsupported", err)
+		}
+		t.Logf("as expected on this server: %v", err)
+		return
+	}
+	defer s.Close(bg(t))
+	d, err := s.TTLIndex(bg(t))
+	if err != nil || (d.Action != ttl.Created && d.Action != ttl.Present) {
+		t.Fatalf("Require succeeded with decision %s, %v", d, err)
 	}
 }

@@ -44,6 +44,10 @@ type MongoOptions struct {
 	// TouchWriteConcern is used by Touch and TouchMany. Nil means w:1:
 	// a lost extension costs little.
 	TouchWriteConcern *writeconcern.WriteConcern
+	// MinExtension makes Touch and TouchMany leave a document whose
+	// expiry would move forward by less than it (connect-mongo's
+	// touchAfter). Zero extends by any amount.
+	MinExtension time.Duration
 }
 
 // Mongo is the authoritative tier: one MongoDB collection holding a
@@ -55,6 +59,7 @@ type Mongo struct {
 	touches *mongo.Collection // coll with the touch write concern
 	format  codec.Format
 	scope   bson.D // filter selecting the documents Len, All and Clear see
+	minGain time.Duration
 }
 
 // NewMongo returns a tier over coll. A nil opts means the defaults.
@@ -80,6 +85,7 @@ func NewMongo(coll *mongo.Collection, opts *MongoOptions) (*Mongo, error) {
 		touches: coll.Database().Collection(coll.Name(), options.Collection().SetWriteConcern(wc)),
 		format:  o.Format,
 		scope:   bson.D{},
+		minGain: max(o.MinExtension, 0),
 	}
 	if o.Prefix != "" {
 		m.scope = bson.D{{Key: fieldID, Value: bson.Regex{Pattern: "^" + regexp.QuoteMeta(o.Prefix)}}}
@@ -224,19 +230,20 @@ func earlier(t time.Time) bson.E {
 	return bson.E{Key: fieldExpires, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t)}}}
 }
 
-// extendable matches documents live at now whose expiry is before t: a
-// touch never shortens a session nor revives an expired one.
-func extendable(t, now time.Time) bson.E {
+// extendable matches documents live at now whose expiry is at least
+// MinExtension before t: a touch never shortens a session nor revives an
+// expired one.
+func (m *Mongo) extendable(t, now time.Time) bson.E {
 	return bson.E{Key: fieldExpires, Value: bson.D{
 		{Key: "$gt", Value: bson.NewDateTimeFromTime(now)},
-		{Key: "$lt", Value: bson.NewDateTimeFromTime(t)},
+		{Key: "$lt", Value: bson.NewDateTimeFromTime(t.Add(-m.minGain))},
 	}}
 }
 
 // Touch moves id's expiry to expires if the document is live at now and
 // expires is later. It never creates a document.
 func (m *Mongo) Touch(ctx context.Context, id string, expires, now time.Time) error {
-	_, err := m.touches.UpdateOne(ctx, bson.D{{Key: fieldID, Value: id}, extendable(expires, now)}, touchUpdate(expires))
+	_, err := m.touches.UpdateOne(ctx, bson.D{{Key: fieldID, Value: id}, m.extendable(expires, now)}, touchUpdate(expires))
 	if err != nil {
 		return fmt.Errorf("sessionstore: mongodb touch: %w", err)
 	}
@@ -249,7 +256,7 @@ func (m *Mongo) TouchMany(ctx context.Context, ids []string, expires, now time.T
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}, extendable(expires, now)}
+	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}, m.extendable(expires, now)}
 	res, err := m.touches.UpdateMany(ctx, filter, touchUpdate(expires))
 	if err != nil {
 		return 0, fmt.Errorf("sessionstore: mongodb touch %d sessions: %w", len(ids), err)

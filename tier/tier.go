@@ -18,12 +18,19 @@ import (
 // with errors.Is.
 var (
 	// ErrNotFound reports a session that does not exist or has expired.
-	ErrNotFound = errors.New("sessionstore: session not found")
+	// Besides errors.Is, it can be recognised without importing this
+	// package: it has a method NotFound() bool that returns true.
+	ErrNotFound error = notFound{}
 	// ErrCorrupt reports a stored document that cannot be read as a session.
 	ErrCorrupt = errors.New("sessionstore: corrupt session document")
 	// ErrTooLarge reports a payload over the configured size limit.
 	ErrTooLarge = errors.New("sessionstore: session payload too large")
 )
+
+type notFound struct{}
+
+func (notFound) Error() string  { return "sessionstore: session not found" }
+func (notFound) NotFound() bool { return true }
 
 // Record is one encoded session.
 type Record struct {
