@@ -6,7 +6,9 @@ replace github.com/sessionstore/sessionstore => ../
 
 require (
 	github.com/FerretDB/FerretDB v1.24.2
+	github.com/alexedwards/scs/v2 v2.9.0
 	github.com/sessionstore/sessionstore v0.0.0-00010101000000-000000000000
+	github.com/sessionstore/sessionstore/scsstore v0.0.0-00010101000000-000000000000
 	github.com/testcontainers/testcontainers-go v0.45.0
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 	go.opentelemetry.io/otel v1.47.0
@@ -114,3 +116,5 @@ require (
 	modernc.org/strutil v1.2.0 // indirect
 	modernc.org/token v1.1.0 // indirect
 )
+
+replace github.com/sessionstore/sessionstore/scsstore => ../scsstore
