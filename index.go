@@ -46,10 +46,11 @@ func startIndexer[T any](ctx context.Context, s *Store[T]) (*indexer, error) {
 		defer cancel()
 		d, err := s.ensureIndex(ctx)
 		if err != nil {
+			// Only Auto gets here (Off sends nothing, Require fails New).
 			// The reaper is a safe fallback: it deletes only what a TTL
 			// index would.
 			s.obs.background(opIndex, err)
-			d = ttl.Decision{Mode: s.opts.TTLIndex, Action: ttl.UseReaper, Reaper: s.opts.TTLIndex != ttl.Off,
+			d = ttl.Decision{Mode: ttl.Auto, Action: ttl.UseReaper, Reaper: true,
 				Reason: "TTL index setup failed; running the built-in reaper"}
 		}
 		ix.mu.Lock()

@@ -179,10 +179,7 @@ func (s *Store[T]) gauges() (entries, evictions, pending int64) {
 	if s.mem != nil {
 		entries, evictions = int64(s.mem.Entries()), int64(s.mem.Evictions())
 	}
-	if s.touches != nil {
-		pending = int64(s.touches.size())
-	}
-	return entries, evictions, pending
+	return entries, evictions, int64(s.touches.size())
 }
 
 func (o *observer) close() {

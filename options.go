@@ -180,6 +180,7 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 		{"MaxPendingTouches", c.MaxPendingTouches < 0},
 		{"IndexTimeout", c.IndexTimeout < 0},
 		{"ReapInterval", c.ReapInterval < 0},
+		{"TTLIndex", c.TTLIndex != ttl.Auto && c.TTLIndex != ttl.Off && c.TTLIndex != ttl.Require},
 		{"Prefix", len(c.Prefix) >= MaxIDLength || strings.ContainsRune(c.Prefix, 0)},
 	} {
 		if f.bad {

@@ -90,7 +90,7 @@ func (s *Store[T]) touch(id string, until time.Time) error {
 			}
 		}
 		target, _ := p.target()
-		if s.skip(cached, target, now) {
+		if s.skip(cached, target) {
 			s.obs.touchSkipped()
 			return nil
 		}
@@ -107,24 +107,13 @@ func (s *Store[T]) touch(id string, until time.Time) error {
 	return nil
 }
 
-// skip reports whether a touch of a cached session to target does not
-// count: it gains nothing, or TouchAfter has not passed since the
-// session's last extension.
-func (s *Store[T]) skip(cached tier.Record, target, now time.Time) bool {
-	if !target.After(cached.Expires) {
-		return true
-	}
-	if s.opts.TouchAfter <= 0 {
-		return false
-	}
-	if cached.TTL > 0 || s.opts.TTLFunc == nil {
-		life := cached.TTL
-		if life <= 0 {
-			life = s.opts.TTL
-		}
-		return now.Sub(cached.Expires.Add(-life)) < s.opts.TouchAfter
-	}
-	return target.Sub(cached.Expires) < s.opts.TouchAfter
+// skip reports whether a touch of a cached session to target moves its
+// expiry forward by nothing or by less than TouchAfter. For a touch to
+// now plus the lifetime, that gain is the time since the session's last
+// extension. The touch filter applies the same rule on the server.
+func (s *Store[T]) skip(cached tier.Record, target time.Time) bool {
+	gain := target.Sub(cached.Expires)
+	return gain <= 0 || gain < s.opts.TouchAfter
 }
 
 // pendingTouch is a touch waiting to be written: a relative one (at plus
