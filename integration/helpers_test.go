@@ -16,14 +16,8 @@ import (
 
 func TestMain(m *testing.M) { mongotest.Main(m) }
 
-// callTimeout bounds every server call a test makes itself.
-const callTimeout = 30 * time.Second
-
-func bg(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
+// bg bounds a server call the test makes itself.
+var bg = mongotest.Context
 
 // newStore returns a store over coll, closed when the test ends. TTL
 // index management is off unless opts says otherwise.
@@ -37,7 +31,7 @@ func newStore[T any](t *testing.T, coll *mongo.Collection, opts *sessionstore.Op
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)

@@ -166,7 +166,7 @@ func TestObserveLeaksNoSessionIDs(t *testing.T) {
 	add := func(where, text string) { texts = append(texts, where+": "+text) }
 	addAttrs := func(where string, kvs []attribute.KeyValue) {
 		for _, kv := range kvs {
-			add(where, string(kv.Key)+"="+kv.Value.Emit())
+			add(where, string(kv.Key)+"="+kv.Value.String())
 		}
 	}
 	for _, sp := range spans {

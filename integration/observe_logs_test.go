@@ -223,7 +223,7 @@ func deadCollection(t *testing.T) *mongo.Collection {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 		defer cancel()
 		_ = client.Disconnect(ctx)
 	})
@@ -290,7 +290,7 @@ func TestObserveLogsFailedBackgroundFlush(t *testing.T) {
 func TestObserveLogsConnected(t *testing.T) {
 	var logs logSink
 	ctx := bg(t)
-	name := "connected_" + sanitizedName(t)
+	name := mongotest.Collection(t).Name()
 	s, err := sessionstore.Open(ctx, withDatabase(mongotest.URI(), mongotest.Database), &sessionstore.Options[profile]{
 		Collection: name, TTLIndex: ttl.Off, Logger: logs.logger(),
 	})
@@ -312,13 +312,4 @@ func TestObserveLogsConnected(t *testing.T) {
 	if _, ok := connected[0].attr("hosts"); !ok {
 		t.Error("connected record names no hosts")
 	}
-}
-
-func sanitizedName(t *testing.T) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' {
-			return '_'
-		}
-		return r
-	}, t.Name())
 }

@@ -44,7 +44,7 @@ func newTelemetry(t *testing.T) *telemetry {
 	tm.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tm.spans))
 	tm.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(tm.reader))
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 		defer cancel()
 		_ = tm.tp.Shutdown(ctx)
 		_ = tm.mp.Shutdown(ctx)
@@ -100,7 +100,7 @@ func wantAttrs(t *testing.T, s sdktrace.ReadOnlySpan, want ...attribute.KeyValue
 			continue
 		}
 		if got != kv.Value {
-			t.Errorf("%s span: %s = %s, want %s", s.Name(), kv.Key, got.Emit(), kv.Value.Emit())
+			t.Errorf("%s span: %s = %s, want %s", s.Name(), kv.Key, got.String(), kv.Value.String())
 		}
 	}
 }
@@ -255,7 +255,7 @@ func (tm *telemetry) durations(t *testing.T) map[string]uint64 {
 			continue
 		}
 		if dp.Sum < 0 {
-			t.Errorf("%s{%s}: negative sum %v", m.Name, op.Emit(), dp.Sum)
+			t.Errorf("%s{%s}: negative sum %v", m.Name, op.String(), dp.Sum)
 		}
 		out[op.AsString()] += dp.Count
 	}
@@ -265,7 +265,7 @@ func (tm *telemetry) durations(t *testing.T) map[string]uint64 {
 // waitObserved polls cond until it holds, failing the test after a while.
 func waitObserved(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(callTimeout)
+	deadline := time.Now().Add(mongotest.CallTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s", what)
@@ -285,6 +285,23 @@ func insertRaw(t *testing.T, coll *mongo.Collection, id string, expires time.Tim
 
 // emptyProfile is a msgpack empty map: a valid, empty profile.
 var emptyProfile = bson.Binary{Data: []byte{0x80}}
+
+// seed inserts n sessions named prefix0..prefix(n-1) expiring at exp, in
+// one command, with payloads the msgpack codec reads as profile{}.
+func seed(t *testing.T, coll *mongo.Collection, prefix string, n int, exp time.Time) {
+	t.Helper()
+	docs := make([]any, n)
+	for i := range docs {
+		docs[i] = bson.D{
+			{Key: "_id", Value: fmt.Sprint(prefix, i)},
+			{Key: "expires", Value: exp},
+			{Key: "session", Value: emptyProfile},
+		}
+	}
+	if _, err := coll.InsertMany(bg(t), docs); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // corruptPayload is not msgpack: 0xc1 is a code msgpack never uses.
 var corruptPayload = bson.Binary{Data: []byte{0xc1, 0xff, 0x00}}
@@ -309,7 +326,7 @@ func TestObserveGetHit(t *testing.T) {
 	wantOK(t, get)
 	wantAttrs(t, get, tracing.Tier.String("memory"), tracing.CacheHit.Bool(true))
 	if v, ok := spanAttr(get, tracing.LoadJoined); ok {
-		t.Errorf("a hit says %s=%s; it read nothing", tracing.LoadJoined, v.Emit())
+		t.Errorf("a hit says %s=%s; it read nothing", tracing.LoadJoined, v.String())
 	}
 	if n := len(tm.ended(tracing.SpanLoad)); n != 0 {
 		t.Errorf("a hit ended %d load spans", n)
@@ -527,11 +544,8 @@ func TestObserveTouchFlush(t *testing.T) {
 // documents it deleted.
 func TestObserveReap(t *testing.T) {
 	coll := mongotest.Collection(t)
-	past := time.Now().Add(-time.Hour)
-	for i := range 3 {
-		insertRaw(t, coll, fmt.Sprint("expired-", i), past, emptyProfile)
-	}
-	insertRaw(t, coll, "live", time.Now().Add(time.Hour), emptyProfile)
+	seed(t, coll, "expired-", 3, time.Now().Add(-time.Hour))
+	seed(t, coll, "live", 1, time.Now().Add(time.Hour))
 	tm := newTelemetry(t)
 	s := newStore(t, coll, observed(tm, &sessionstore.Options[profile]{TTLIndex: ttl.Off}))
 
@@ -541,7 +555,7 @@ func TestObserveReap(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("Reap = %d, %v; want 3", n, err)
 	}
-	if _, ok := mongotest.RawDoc(t, coll, "live"); !ok {
+	if _, ok := mongotest.RawDoc(t, coll, "live0"); !ok {
 		t.Fatal("Reap deleted a live session")
 	}
 	reap := tm.only(t, tracing.SpanReap)
@@ -564,11 +578,8 @@ func TestObserveReap(t *testing.T) {
 // what they deleted.
 func TestObserveIndexSetupAndReaper(t *testing.T) {
 	coll := mongotest.Collection(t)
-	past := time.Now().Add(-time.Hour)
-	for i := range 3 {
-		insertRaw(t, coll, fmt.Sprint("expired-", i), past, emptyProfile)
-	}
-	insertRaw(t, coll, "live", time.Now().Add(time.Hour), emptyProfile)
+	seed(t, coll, "expired-", 3, time.Now().Add(-time.Hour))
+	seed(t, coll, "live", 1, time.Now().Add(time.Hour))
 	tm := newTelemetry(t)
 	s := newStore(t, coll, observed(tm, &sessionstore.Options[profile]{
 		TTLIndex: ttl.Auto, ReapInterval: 50 * time.Millisecond,
@@ -614,7 +625,7 @@ func TestObserveIndexSetupAndReaper(t *testing.T) {
 	if first.Parent().IsValid() {
 		t.Errorf("reaper span has a parent %s; it runs in the background", first.Parent().SpanID())
 	}
-	if _, ok := mongotest.RawDoc(t, coll, "live"); !ok {
+	if _, ok := mongotest.RawDoc(t, coll, "live0"); !ok {
 		t.Fatal("the reaper deleted a live session")
 	}
 	if got := tm.count(t, tracing.MetricReaped); got != 3 {

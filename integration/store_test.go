@@ -450,13 +450,12 @@ func TestDeleteLenClearWithPrefix(t *testing.T) {
 func TestOpenUsesTheURIDatabase(t *testing.T) {
 	ctx := bg(t)
 	uri := mongotest.URI()
-	name := "open_" + sanitizedName(t)
+	coll := mongotest.Collection(t)
+	name := coll.Name()
 	s, err := sessionstore.Open(ctx, withDatabase(uri, mongotest.Database), &sessionstore.Options[profile]{Collection: name, TTLIndex: ttl.Off})
 	if err != nil {
 		t.Fatal(err)
 	}
-	coll := mongotest.Client(t).Database(mongotest.Database).Collection(name)
-	t.Cleanup(func() { _ = coll.Drop(bg(t)) })
 	if err := s.Set(ctx, "o", profile{User: "open"}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,23 +21,6 @@ import (
 	"github.com/sessionstore/sessionstore/ttl"
 )
 
-// seed inserts n sessions named prefix0..prefix(n-1) expiring at exp, in
-// one command, with payloads the msgpack codec reads as profile{}.
-func seed(t *testing.T, coll *mongo.Collection, prefix string, n int, exp time.Time) {
-	t.Helper()
-	docs := make([]any, n)
-	for i := range docs {
-		docs[i] = bson.D{
-			{Key: "_id", Value: fmt.Sprint(prefix, i)},
-			{Key: "expires", Value: exp},
-			{Key: "session", Value: bson.Binary{Data: []byte{0x80}}}, // msgpack {}
-		}
-	}
-	if _, err := coll.InsertMany(bg(t), docs); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // 10 000 touches over 1 000 sessions within one interval reach the server
 // as a handful of write commands, and every session is extended.
 func TestTouchesAreBatched(t *testing.T) {

@@ -83,7 +83,7 @@ func TestReaperSchedule(t *testing.T) {
 		start := time.Now()
 		r := StartReaper(func(ctx context.Context, now time.Time) (int64, error) {
 			dl, _ := ctx.Deadline()
-			if got := dl.Sub(time.Now()); got != DefaultTimeout {
+			if got := time.Until(dl); got != DefaultTimeout {
 				t.Errorf("pass deadline in %v, want %v", got, DefaultTimeout)
 			}
 			mu.Lock()

@@ -25,9 +25,6 @@ func TestMain(m *testing.M) { mongotest.Main(m) }
 
 const testSecret = "keyboard cat"
 
-// callTimeout bounds every server call a test makes.
-const callTimeout = 30 * time.Second
-
 // demo is the demo's handler served over a store on a fresh collection.
 type demo struct {
 	coll  *mongo.Collection
@@ -53,7 +50,7 @@ func newDemo(t *testing.T) *demo {
 	}
 	d.store = store
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 		defer cancel()
 		if err := store.Close(ctx); err != nil {
 			t.Errorf("close store: %v", err)
@@ -119,7 +116,7 @@ type document struct {
 // find reads session id straight from the server.
 func (d *demo) find(t *testing.T, id string) document {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 	defer cancel()
 	var doc document
 	if err := d.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc); err != nil {
@@ -130,7 +127,7 @@ func (d *demo) find(t *testing.T, id string) document {
 
 func (d *demo) count(t *testing.T) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 	defer cancel()
 	n, err := d.coll.CountDocuments(ctx, bson.D{})
 	if err != nil {
@@ -178,7 +175,7 @@ func TestWalkthrough(t *testing.T) {
 	if doc := d.find(t, id); !doc.Expires.Equal(before.Expires) {
 		t.Errorf("expires moved from %v to %v before the touch was flushed", before.Expires, doc.Expires)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 	defer cancel()
 	if err := d.store.Flush(ctx); err != nil {
 		t.Fatalf("flush: %v", err)
@@ -214,7 +211,7 @@ func TestDocumentShape(t *testing.T) {
 	start := time.Now()
 	id := sessionID(t, d.get(t, nil))
 
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 	defer cancel()
 	raw, err := d.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 	if err != nil {
@@ -259,7 +256,7 @@ func TestDocumentShape(t *testing.T) {
 func TestEmbeddedFerretDBKeepsSessions(t *testing.T) {
 	dir := t.TempDir()
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 	defer cancel()
 
 	// session opens a store on a fresh embedded server, calls fn with it,

@@ -213,3 +213,15 @@ func redact(uri string) string {
 	}
 	return scheme + "://" + hosts + tail
 }
+
+// CallTimeout bounds each server call a test makes with [Context]: far
+// more than any call should take, even on FerretDB under -race.
+const CallTimeout = 30 * time.Second
+
+// Context returns a context bounded by CallTimeout and cancelled when t
+// ends, for the server calls a test makes itself.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -22,14 +22,8 @@ import (
 
 func TestMain(m *testing.M) { mongotest.Main(m) }
 
-// callTimeout bounds every server call a test makes itself.
-const callTimeout = 30 * time.Second
-
-func bg(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
+// bg bounds a server call the test makes itself.
+var bg = mongotest.Context
 
 // newSessions returns a store for the adapter over coll, closed when the
 // test ends. TTL index management is off: FerretDB v1 has no TTL indexes
@@ -45,7 +39,7 @@ func newSessions(t *testing.T, coll *mongo.Collection, opts *sessionstore.Option
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
@@ -124,7 +118,7 @@ func newApp(t *testing.T, sm *scs.SessionManager) *app {
 	t.Cleanup(srv.Close)
 	a := &app{t: t, sm: sm, srv: srv}
 	a.jar, _ = cookiejar.New(nil)
-	a.http = &http.Client{Jar: a.jar, Timeout: callTimeout}
+	a.http = &http.Client{Jar: a.jar, Timeout: mongotest.CallTimeout}
 	return a
 }
 
@@ -132,7 +126,7 @@ func newApp(t *testing.T, sm *scs.SessionManager) *app {
 func (a *app) client() *app {
 	c := *a
 	c.jar, _ = cookiejar.New(nil)
-	c.http = &http.Client{Jar: c.jar, Timeout: callTimeout}
+	c.http = &http.Client{Jar: c.jar, Timeout: mongotest.CallTimeout}
 	return &c
 }
 
