@@ -251,46 +251,43 @@ func (e *ensurer) run(ctx context.Context) (Decision, error) {
 				return e.done(Created, fmt.Sprintf("created TTL index %q on %s", IndexName, e.coll))
 			}
 			code, name := serverCode(err)
-			switch code {
-			case codeNotImplemented, codeCommandNotSupported, codeCommandNotFound, codeCannotCreateIndex:
+			if unsupported(code) || code == codeCannotCreateIndex {
 				return e.reaper(fmt.Sprintf("server answered createIndexes with %s", codeText(code, name)), err)
-			case codeIndexOptionsConflict, codeIndexKeySpecsConflict:
+			}
+			if (code == codeIndexOptionsConflict || code == codeIndexKeySpecsConflict) && attempt == 0 {
 				// Another instance created a different index meanwhile:
 				// look again, once.
-				if attempt == 0 {
-					continue
-				}
+				continue
 			}
 			return e.d, fmt.Errorf("sessionstore: ttl: createIndexes on %s: %w", e.coll, err)
 
-		case !idx.ttl:
-			if e.before(5, 1) {
-				return e.reaper(fmt.Sprintf("index %q on %s has no expireAfterSeconds and MongoDB %s cannot convert it (needs 5.1); leaving it alone",
-					idx.name, e.coll, e.d.ServerVersion), nil)
-			}
-			err := e.collMod(ctx)
-			if err == nil {
-				return e.done(Converted, fmt.Sprintf("converted index %q on %s into a TTL index with collMod", idx.name, e.coll))
-			}
-			code, name := serverCode(err)
-			if unsupported(code) || (!e.known && code != 0) {
-				return e.reaper(fmt.Sprintf("index %q on %s has no expireAfterSeconds and the server answered collMod with %s; leaving it alone",
-					idx.name, e.coll, codeText(code, name)), err)
-			}
-			return e.d, fmt.Errorf("sessionstore: ttl: collMod on %s: %w", e.coll, err)
+		case !idx.ttl && e.before(5, 1):
+			return e.reaper(fmt.Sprintf("index %q on %s has no expireAfterSeconds and MongoDB %s cannot convert it (needs 5.1); leaving it alone",
+				idx.name, e.coll, e.d.ServerVersion), nil)
 
 		case idx.zero:
 			return e.done(Present, fmt.Sprintf("TTL index %q on %s already has expireAfterSeconds 0", idx.name, e.coll))
 
 		default:
+			// A plain index to convert, or a TTL index to repair: the same
+			// collMod does both.
+			action := Repaired
+			found := fmt.Sprintf("TTL index %q on %s has expireAfterSeconds %s", idx.name, e.coll, idx.eas)
+			fixed := fmt.Sprintf("TTL index %q on %s had expireAfterSeconds %s; set it to 0 with collMod", idx.name, e.coll, idx.eas)
+			if !idx.ttl {
+				action = Converted
+				found = fmt.Sprintf("index %q on %s has no expireAfterSeconds", idx.name, e.coll)
+				fixed = fmt.Sprintf("converted index %q on %s into a TTL index with collMod", idx.name, e.coll)
+			}
 			err := e.collMod(ctx)
 			if err == nil {
-				return e.done(Repaired, fmt.Sprintf("TTL index %q on %s had expireAfterSeconds %s; set it to 0 with collMod", idx.name, e.coll, idx.eas))
+				return e.done(action, fixed)
 			}
 			code, name := serverCode(err)
-			if unsupported(code) {
-				return e.reaper(fmt.Sprintf("TTL index %q on %s has expireAfterSeconds %s and the server answered collMod with %s; leaving it alone",
-					idx.name, e.coll, idx.eas, codeText(code, name)), err)
+			// With the version unknown, a plain index may sit on a server
+			// older than 5.1, which refuses the conversion with any code.
+			if unsupported(code) || (!idx.ttl && !e.known && code != 0) {
+				return e.reaper(fmt.Sprintf("%s and the server answered collMod with %s; leaving it alone", found, codeText(code, name)), err)
 			}
 			return e.d, fmt.Errorf("sessionstore: ttl: collMod on %s: %w", e.coll, err)
 		}
