@@ -10,8 +10,9 @@ import (
 
 // BSON stores sessions as embedded BSON documents ([Document]), using the
 // driver's bson.Marshal and bson.Unmarshal with their default registry. This
-// is the shape express-session stores such as connect-mongo write in their
-// default mode, so a Go struct with bson tags can share sessions with Node.
+// is the shape @iwsio/mongodb-express-session writes, and connect-mongo with
+// stringify: false, so a Go struct with bson tags can share sessions with
+// Node.
 // The zero value is ready to use and safe for concurrent use.
 //
 // T must encode as a document: a struct, a map with string keys, bson.D,
