@@ -3,8 +3,9 @@
 # summarises it with benchstat and checks the performance targets with
 # bench/cmd/targets (which exits non-zero if one fails).
 #
-# The suite runs against MONGODB_URI if set, else an embedded FerretDB that
-# it starts itself (its first build takes minutes). The environment sets:
+# The suite runs against MONGODB_URI if set, else a container of
+# MONGODB_IMAGE if set (needs Docker), else an embedded FerretDB that it
+# starts itself (its first build takes minutes). The environment sets:
 #
 #	COUNT      runs of each benchmark (default 6)
 #	BENCH      benchmarks to run, a go test -bench regexp (default .)
@@ -29,6 +30,8 @@ raw="$out/raw.txt"
 
 if [[ -n "${MONGODB_URI:-}" ]]; then
 	server="MONGODB_URI (external)"
+elif [[ -n "${MONGODB_IMAGE:-}" ]]; then
+	server="container ${MONGODB_IMAGE}"
 else
 	ferretdb="$(cd "$root/integration" && go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB)"
 	server="FerretDB ${ferretdb} embedded, SQLite handler"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests every Go module of the repository: the root and each directory below
-# it holding a go.mod. For each: gofmt -l (must list nothing), go vet ./...
-# and go test -race -count=1 ./... plus the flags in GOTESTFLAGS, for
+# it holding a go.mod. First gofmt -l over the whole tree (must list
+# nothing); then for each module go vet ./... and
+# go test -race -count=1 ./... plus the flags in GOTESTFLAGS, for
 # example GOTESTFLAGS='-timeout=30m -v' scripts/test.sh. Then it runs every
 # benchmark of bench/ once (-benchtime=1x).
 #
@@ -43,18 +44,18 @@ read -r -a testflags <<<"${GOTESTFLAGS:-}"
 # test_module runs the checks in the current directory. It is called where
 # set -e does not apply, so every step checks for failure itself.
 test_module() {
-	local unformatted
-	unformatted="$(find . -name .git -prune -o -name testdata -prune -o -name '*.go' -type f -print0 | xargs -0 gofmt -l)" || return 1
-	if [[ -n "$unformatted" ]]; then
-		echo "test.sh: gofmt -l lists files to format with gofmt -w:" >&2
-		echo "$unformatted" >&2
-		return 1
-	fi
 	go vet ./... || return 1
 	go test ${race[@]+"${race[@]}"} -count=1 ${testflags[@]+"${testflags[@]}"} ./... || return 1
 }
 
 failed=()
+# gofmt once for the whole tree: every module's files are below the root.
+unformatted="$(find . -name .git -prune -o -name testdata -prune -o -name '*.go' -type f -print0 | xargs -0 gofmt -l)"
+if [[ -n "$unformatted" ]]; then
+	echo "test.sh: gofmt -l lists files to format with gofmt -w:" >&2
+	echo "$unformatted" >&2
+	failed+=("gofmt")
+fi
 for mod in "${modules[@]}"; do
 	echo "=== module ${mod}: $(cd "$mod" && go list -m)"
 	if ! (cd "$mod" && test_module); then
@@ -71,7 +72,7 @@ if [[ -d bench ]]; then
 fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then
-	echo "=== FAIL: ${#failed[@]} of ${#modules[@]} modules: ${failed[*]}" >&2
+	echo "=== FAIL: ${failed[*]}" >&2
 	exit 1
 fi
 echo "=== ok: all ${#modules[@]} modules and the benchmarks"

@@ -36,9 +36,6 @@ import (
 // Database is the database that [Collection] creates its collections in.
 const Database = "sessionstore_test"
 
-// callTimeout bounds each server call the helpers make themselves.
-const callTimeout = 10 * time.Second
-
 // mainStartTimeout bounds [Start] inside [Main]; [Start] has tighter bounds
 // of its own for each step.
 const mainStartTimeout = 15 * time.Minute
@@ -85,7 +82,7 @@ func run(m *testing.M) int {
 	mu.Unlock()
 
 	if c != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 		err := c.Disconnect(ctx)
 		cancel()
 		if err != nil {
@@ -136,7 +133,7 @@ func Client(t testing.TB) *mongo.Client {
 	if err != nil {
 		t.Fatalf("mongotest: connect to %s: %v", redact(uri), err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 	defer cancel()
 	if err := c.Ping(ctx, nil); err != nil {
 		_ = c.Disconnect(ctx)
@@ -164,7 +161,7 @@ func Collection(t testing.TB) *mongo.Collection {
 	name := fmt.Sprintf("%s_%s_%d", sanitize(t.Name()), runID, collections.Add(1))
 	coll := Client(t).Database(Database).Collection(name)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 		defer cancel()
 		if err := coll.Drop(ctx); err != nil {
 			t.Errorf("mongotest: drop collection %s: %v", name, err)
@@ -214,8 +211,9 @@ func redact(uri string) string {
 	return scheme + "://" + hosts + tail
 }
 
-// CallTimeout bounds each server call a test makes with [Context]: far
-// more than any call should take, even on FerretDB under -race.
+// CallTimeout bounds each server call of this package's helpers and of
+// tests using [Context]: far more than any call should take, even on
+// FerretDB under -race.
 const CallTimeout = 30 * time.Second
 
 // Context returns a context bounded by CallTimeout and cancelled when t

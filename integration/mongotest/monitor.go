@@ -59,7 +59,7 @@ func Monitored(t testing.TB, coll *mongo.Collection) (*mongo.Collection, *Comman
 		t.Fatalf("mongotest: connect to %s: %v", redact(URI()), err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 		defer cancel()
 		_ = client.Disconnect(ctx)
 	})
@@ -199,7 +199,7 @@ func (c *Clock) Add(d time.Duration) {
 // is one. It fails the test on any other error.
 func RawDoc(t testing.TB, coll *mongo.Collection, id string) (bson.Raw, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
 	defer cancel()
 	raw, err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {

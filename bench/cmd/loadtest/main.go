@@ -18,8 +18,9 @@
 // -duration has passed, whichever comes first, with -concurrency clients
 // on loopback; the touches it buffered are flushed before its commands
 // are counted. The whole run is bounded by -timeout. The server is the one
-// at MONGODB_URI or else an embedded FerretDB (package mongotest), which
-// is why the command runs from the bench module:
+// at MONGODB_URI, else a container of MONGODB_IMAGE, else an embedded
+// FerretDB (package mongotest), which is why the command runs from the
+// bench module:
 //
 //	cd bench && go run ./cmd/loadtest -duration=10s -concurrency=8
 //
@@ -362,7 +363,6 @@ func (c *commands) monitor() *event.CommandMonitor {
 func (c *commands) watch(coll string) {
 	c.mu.Lock()
 	c.coll = coll
-	clear(c.counts)
 	c.mu.Unlock()
 }
 
