@@ -1,9 +1,8 @@
 package sessionstore
 
 import (
-	"errors"
-
-	"github.com/sessionstore/sessionstore/tier"
+	"github.com/sessionstore/sessionstore/internal/engine"
+	"github.com/sessionstore/sessionstore/internal/tier"
 )
 
 var (
@@ -18,7 +17,7 @@ var (
 	ErrTooLarge = tier.ErrTooLarge
 	// ErrInvalidID is returned for an id that is empty, not valid UTF-8, or
 	// longer than MaxIDLength bytes with its prefix.
-	ErrInvalidID = errors.New("sessionstore: invalid session id")
+	ErrInvalidID = engine.ErrInvalidID
 	// ErrClosed is returned by every operation on a store after Close.
-	ErrClosed = errors.New("sessionstore: store is closed")
+	ErrClosed = engine.ErrClosed
 )

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sessionstore/sessionstore/codec"
+	"github.com/sessionstore/sessionstore/internal/engine"
 	"github.com/sessionstore/sessionstore/ttl"
 )
 
@@ -32,7 +33,7 @@ const (
 	DefaultReapInterval      = time.Minute
 
 	// MaxIDLength is the longest id, prefix included, in bytes.
-	MaxIDLength = 512
+	MaxIDLength = engine.MaxIDLength
 	// MaxPayloadLimit is the largest MaxPayload accepted: MongoDB's 16 MiB
 	// document limit less room for the rest of the document.
 	MaxPayloadLimit = 16<<20 - 64<<10

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/codec"
 	"github.com/sessionstore/sessionstore/integration/mongotest"
-	"github.com/sessionstore/sessionstore/tier"
+	"github.com/sessionstore/sessionstore/internal/tier"
 	"github.com/sessionstore/sessionstore/tracing"
 )
 
@@ -68,7 +69,7 @@ func BenchmarkMemoryBound(b *testing.B) {
 	for b.Loop() {
 		m = tier.NewMemory(memorySize)
 		for i := range memorySessions {
-			m.Put(tier.Record{ID: ID(i), Payload: payload, Expires: expires})
+			m.Put(tier.Record{ID: ID(i), Payload: slices.Clone(payload), Expires: expires}) // a record of its own, as the store gives each
 		}
 	}
 	runtime.GC()

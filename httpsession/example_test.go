@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/sessionstore/sessionstore/httpsession"
-	"github.com/sessionstore/sessionstore/tier"
+	"github.com/sessionstore/sessionstore"
 )
 
 // Visits is what this example keeps in a session.
@@ -28,7 +28,7 @@ func (s *memStore) Get(_ context.Context, id string) (Visits, error) {
 	defer s.mu.Unlock()
 	v, ok := s.m[id]
 	if !ok {
-		return Visits{}, tier.ErrNotFound
+		return Visits{}, sessionstore.ErrNotFound
 	}
 	return v, nil
 }

@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/sessionstore/sessionstore/httpsession"
-	"github.com/sessionstore/sessionstore/tier"
+	"github.com/sessionstore/sessionstore"
 )
 
 // fakeStore is an in-memory httpsession.Store that records its calls.
@@ -40,7 +40,7 @@ func (f *fakeStore[T]) Get(_ context.Context, id string) (T, error) {
 	}
 	v, ok := f.data[id]
 	if !ok {
-		return zero, fmt.Errorf("fake: %q: %w", id, tier.ErrNotFound)
+		return zero, fmt.Errorf("fake: %q: %w", id, sessionstore.ErrNotFound)
 	}
 	return v, nil
 }

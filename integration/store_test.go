@@ -16,8 +16,9 @@ import (
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/codec"
 	"github.com/sessionstore/sessionstore/integration/mongotest"
-	"github.com/sessionstore/sessionstore/tier"
-	"github.com/sessionstore/sessionstore/tier/tiertest"
+	"github.com/sessionstore/sessionstore/internal/engine"
+	"github.com/sessionstore/sessionstore/internal/tier"
+	"github.com/sessionstore/sessionstore/internal/tier/tiertest"
 	"github.com/sessionstore/sessionstore/ttl"
 )
 
@@ -31,7 +32,7 @@ type profile struct {
 func TestMongoTierConformance(t *testing.T) {
 	for _, f := range []codec.Format{codec.Binary, codec.Document, codec.String} {
 		t.Run(f.String(), func(t *testing.T) {
-			tiertest.Run(t, func(t *testing.T) tier.Tier {
+			tiertest.Run(t, func(t *testing.T) engine.Authority {
 				m, err := tier.NewMongo(mongotest.Collection(t), &tier.MongoOptions{Format: f})
 				if err != nil {
 					t.Fatal(err)

@@ -1,4 +1,4 @@
-package ttl
+package ttlindex
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package ttl
+package ttlindex
 
 import (
 	"context"
@@ -10,10 +10,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-)
 
-// IndexName is the name Ensure gives the TTL index it creates.
-const IndexName = "expires_1"
+	"github.com/sessionstore/sessionstore/ttl"
+)
 
 // Server error codes Ensure acts on.
 const (
@@ -25,105 +24,6 @@ const (
 	codeCommandNotSupported   = 115
 	codeNotImplemented        = 238
 )
-
-// ErrUnsupported is wrapped by the error Ensure returns in Require mode when
-// the server cannot keep a TTL index.
-var ErrUnsupported = errors.New("sessionstore: ttl: server cannot keep a TTL index")
-
-// Mode says how Ensure treats the TTL index. The zero value is Auto.
-type Mode int
-
-const (
-	// Auto keeps a TTL index when the server can, and otherwise asks for
-	// the built-in reaper.
-	Auto Mode = iota
-	// Off leaves expiry to the user: Ensure sends no command and no
-	// reaper runs.
-	Off
-	// Require makes Ensure fail if the server cannot keep a TTL index.
-	Require
-)
-
-// String returns "auto", "off" or "require".
-func (m Mode) String() string {
-	switch m {
-	case Auto:
-		return "auto"
-	case Off:
-		return "off"
-	case Require:
-		return "require"
-	}
-	return "Mode(" + strconv.Itoa(int(m)) + ")"
-}
-
-// Action is what Ensure did about the TTL index.
-type Action int
-
-const (
-	// Disabled means Ensure did nothing because the mode is Off.
-	Disabled Action = iota
-	// Created means Ensure created the TTL index.
-	Created
-	// Present means a TTL index with expireAfterSeconds 0 already existed.
-	Present
-	// Repaired means a TTL index with another expireAfterSeconds (or NaN)
-	// existed and Ensure set it to 0 with collMod.
-	Repaired
-	// Converted means a plain {expires: 1} index existed and Ensure turned
-	// it into a TTL index with collMod (MongoDB 5.1 and later).
-	Converted
-	// UseReaper means the server cannot keep the TTL index and the store
-	// must run the built-in reaper.
-	UseReaper
-)
-
-// String returns the action's name in lower case.
-func (a Action) String() string {
-	switch a {
-	case Disabled:
-		return "disabled"
-	case Created:
-		return "created"
-	case Present:
-		return "present"
-	case Repaired:
-		return "repaired"
-	case Converted:
-		return "converted"
-	case UseReaper:
-		return "reaper"
-	}
-	return "Action(" + strconv.Itoa(int(a)) + ")"
-}
-
-// Decision reports what Ensure found and did.
-type Decision struct {
-	// Mode is the mode Ensure was called with.
-	Mode Mode
-	// Action is what Ensure did.
-	Action Action
-	// Reaper reports that the store must run the built-in reaper.
-	Reaper bool
-	// ServerVersion is the version the server reported, or "" if buildInfo
-	// failed.
-	ServerVersion string
-	// Reason is a sentence explaining the decision.
-	Reason string
-}
-
-// String formats d for an info log line.
-func (d Decision) String() string {
-	v := d.ServerVersion
-	if v == "" {
-		v = "unknown"
-	}
-	s := fmt.Sprintf("sessionstore: ttl: mode=%s action=%s reaper=%t server=%s", d.Mode, d.Action, d.Reaper, v)
-	if d.Reason != "" {
-		s += ": " + d.Reason
-	}
-	return s
-}
 
 // Commander runs commands on the database that holds the session
 // collection. Implementations must be safe for concurrent use.
@@ -159,14 +59,14 @@ func (c dbCommander) RunCommand(ctx context.Context, cmd bson.D) (bson.Raw, erro
 //
 // When err is not nil the Decision still reports what was found, for
 // logging; the store must not start with it.
-func Ensure(ctx context.Context, srv Commander, collection string, mode Mode) (Decision, error) {
-	d := Decision{Mode: mode}
+func Ensure(ctx context.Context, srv Commander, collection string, mode ttl.Mode) (ttl.Decision, error) {
+	d := ttl.Decision{Mode: mode}
 	switch mode {
-	case Off:
-		d.Action = Disabled
+	case ttl.Off:
+		d.Action = ttl.Disabled
 		d.Reason = "TTL index management is off; expired sessions are left to the user"
 		return d, nil
-	case Auto, Require:
+	case ttl.Auto, ttl.Require:
 	default:
 		return d, fmt.Errorf("sessionstore: ttl: unknown mode %d", int(mode))
 	}
@@ -185,7 +85,7 @@ func Ensure(ctx context.Context, srv Commander, collection string, mode Mode) (D
 type ensurer struct {
 	srv  Commander
 	coll string
-	d    Decision
+	d    ttl.Decision
 	// major and minor are the server version; known reports whether
 	// buildInfo gave one.
 	major, minor int
@@ -238,7 +138,7 @@ func (e *ensurer) before(major, minor int) bool {
 	return e.known && (e.major < major || e.major == major && e.minor < minor)
 }
 
-func (e *ensurer) run(ctx context.Context) (Decision, error) {
+func (e *ensurer) run(ctx context.Context) (ttl.Decision, error) {
 	for attempt := 0; ; attempt++ {
 		idx, err := e.find(ctx)
 		if err != nil {
@@ -248,7 +148,7 @@ func (e *ensurer) run(ctx context.Context) (Decision, error) {
 		case idx == nil:
 			err := e.create(ctx)
 			if err == nil {
-				return e.done(Created, fmt.Sprintf("created TTL index %q on %s", IndexName, e.coll))
+				return e.done(ttl.Created, fmt.Sprintf("created TTL index %q on %s", ttl.IndexName, e.coll))
 			}
 			code, name := serverCode(err)
 			if unsupported(code) || code == codeCannotCreateIndex {
@@ -266,16 +166,16 @@ func (e *ensurer) run(ctx context.Context) (Decision, error) {
 				idx.name, e.coll, e.d.ServerVersion), nil)
 
 		case idx.zero:
-			return e.done(Present, fmt.Sprintf("TTL index %q on %s already has expireAfterSeconds 0", idx.name, e.coll))
+			return e.done(ttl.Present, fmt.Sprintf("TTL index %q on %s already has expireAfterSeconds 0", idx.name, e.coll))
 
 		default:
 			// A plain index to convert, or a TTL index to repair: the same
 			// collMod does both.
-			action := Repaired
+			action := ttl.Repaired
 			found := fmt.Sprintf("TTL index %q on %s has expireAfterSeconds %s", idx.name, e.coll, idx.eas)
 			fixed := fmt.Sprintf("TTL index %q on %s had expireAfterSeconds %s; set it to 0 with collMod", idx.name, e.coll, idx.eas)
 			if !idx.ttl {
-				action = Converted
+				action = ttl.Converted
 				found = fmt.Sprintf("index %q on %s has no expireAfterSeconds", idx.name, e.coll)
 				fixed = fmt.Sprintf("converted index %q on %s into a TTL index with collMod", idx.name, e.coll)
 			}
@@ -294,7 +194,7 @@ func (e *ensurer) run(ctx context.Context) (Decision, error) {
 	}
 }
 
-func (e *ensurer) done(a Action, reason string) (Decision, error) {
+func (e *ensurer) done(a ttl.Action, reason string) (ttl.Decision, error) {
 	e.d.Action = a
 	e.d.Reason = reason
 	return e.d, nil
@@ -302,15 +202,15 @@ func (e *ensurer) done(a Action, reason string) (Decision, error) {
 
 // reaper ends with the built-in reaper, or with an error in Require mode.
 // cause is the server's error, if any.
-func (e *ensurer) reaper(why string, cause error) (Decision, error) {
-	e.d.Action = UseReaper
-	if e.d.Mode == Require {
+func (e *ensurer) reaper(why string, cause error) (ttl.Decision, error) {
+	e.d.Action = ttl.UseReaper
+	if e.d.Mode == ttl.Require {
 		e.d.Reason = why
 		const hint = "use Mode Auto for the built-in reaper, or create the index by hand and use Mode Off"
 		if cause != nil {
-			return e.d, fmt.Errorf("%w: %s; %s: %w", ErrUnsupported, why, hint, cause)
+			return e.d, fmt.Errorf("%w: %s; %s: %w", ttl.ErrUnsupported, why, hint, cause)
 		}
-		return e.d, fmt.Errorf("%w: %s; %s", ErrUnsupported, why, hint)
+		return e.d, fmt.Errorf("%w: %s; %s", ttl.ErrUnsupported, why, hint)
 	}
 	e.d.Reaper = true
 	e.d.Reason = why + "; using the built-in reaper"
@@ -449,7 +349,7 @@ func (e *ensurer) create(ctx context.Context) error {
 	_, err := e.srv.RunCommand(ctx, bson.D{
 		{Key: "createIndexes", Value: e.coll},
 		{Key: "indexes", Value: bson.A{bson.D{
-			{Key: "name", Value: IndexName},
+			{Key: "name", Value: ttl.IndexName},
 			{Key: "key", Value: bson.D{{Key: "expires", Value: int32(1)}}},
 			{Key: "expireAfterSeconds", Value: int32(0)},
 		}}},

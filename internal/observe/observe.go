@@ -1,4 +1,7 @@
-package sessionstore
+// Package observe records a store's spans, metrics and logs. Everything
+// it needs per operation is computed in advance, so that with no-op
+// providers a cache hit costs no more than the span context.
+package observe
 
 import (
 	"context"
@@ -8,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -16,48 +18,49 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/sessionstore/sessionstore/internal/tier"
 	"github.com/sessionstore/sessionstore/tracing"
 )
 
-// opKind is a traced operation: a public method or a background job.
-type opKind uint8
+// Kind is a traced operation: a public method or a background job.
+type Kind uint8
 
 const (
-	opGet opKind = iota
-	opSet
-	opTouch
-	opDelete
-	opLen
-	opAll
-	opClear
-	opFlush
-	opClose
-	opLoad
-	opTouchFlush
-	opReap
-	opIndex
-	numOps
+	Get Kind = iota
+	Set
+	Touch
+	Delete
+	Len
+	All
+	Clear
+	Flush
+	Close
+	Load
+	TouchFlush
+	Reap
+	Index
+	numKinds
 )
 
-var opInfo = [numOps]struct {
+var opInfo = [numKinds]struct {
 	span   string
 	name   string // the operation attribute of metrics
 	dbOp   string // the database command of client spans
 	client bool
 }{
-	opGet:        {span: tracing.SpanGet, name: "get"},
-	opSet:        {span: tracing.SpanSet, name: "set"},
-	opTouch:      {span: tracing.SpanTouch, name: "touch"},
-	opDelete:     {span: tracing.SpanDelete, name: "delete"},
-	opLen:        {span: tracing.SpanLen, name: "len"},
-	opAll:        {span: tracing.SpanAll, name: "all"},
-	opClear:      {span: tracing.SpanClear, name: "clear"},
-	opFlush:      {span: tracing.SpanFlush, name: "flush"},
-	opClose:      {span: tracing.SpanClose, name: "close"},
-	opLoad:       {span: tracing.SpanLoad, name: "load", dbOp: "find", client: true},
-	opTouchFlush: {span: tracing.SpanTouchFlush, name: "touch.flush", dbOp: "update", client: true},
-	opReap:       {span: tracing.SpanReap, name: "reap", dbOp: "delete", client: true},
-	opIndex:      {span: tracing.SpanIndexSetup, name: "index.setup", dbOp: "createIndexes", client: true},
+	Get:        {span: tracing.SpanGet, name: "get"},
+	Set:        {span: tracing.SpanSet, name: "set"},
+	Touch:      {span: tracing.SpanTouch, name: "touch"},
+	Delete:     {span: tracing.SpanDelete, name: "delete"},
+	Len:        {span: tracing.SpanLen, name: "len"},
+	All:        {span: tracing.SpanAll, name: "all"},
+	Clear:      {span: tracing.SpanClear, name: "clear"},
+	Flush:      {span: tracing.SpanFlush, name: "flush"},
+	Close:      {span: tracing.SpanClose, name: "close"},
+	Load:       {span: tracing.SpanLoad, name: "load", dbOp: "find", client: true},
+	TouchFlush: {span: tracing.SpanTouchFlush, name: "touch.flush", dbOp: "update", client: true},
+	Reap:       {span: tracing.SpanReap, name: "reap", dbOp: "delete", client: true},
+	Index:      {span: tracing.SpanIndexSetup, name: "index.setup", dbOp: "createIndexes", client: true},
 }
 
 // Database attributes of each operation, computed once.
@@ -66,10 +69,10 @@ var (
 	attrTierMongoDB = tracing.Tier.String("mongodb")
 )
 
-// observer records the store's spans, metrics and logs. Everything it
+// Observer records the store's spans, metrics and logs. Everything it
 // needs per operation is computed in advance, so that with no-op providers
 // a cache hit costs no more than the span context.
-type observer struct {
+type Observer struct {
 	tracer  trace.Tracer
 	logger  *slog.Logger
 	onError func(error)
@@ -80,9 +83,9 @@ type observer struct {
 	unset trace.TracerProvider
 	set   atomic.Bool // a global provider has been set since
 
-	dbAttrs [numOps][]trace.SpanStartOption
-	recOpts [numOps][]metric.RecordOption // the operation attribute
-	addOpts [numOps][]metric.AddOption    // the operation attribute
+	dbAttrs [numKinds][]trace.SpanStartOption
+	recOpts [numKinds][]metric.RecordOption // the operation attribute
+	addOpts [numKinds][]metric.AddOption    // the operation attribute
 
 	hits, misses, loads, joined    metric.Int64Counter
 	queued, skipped, flushed, drop metric.Int64Counter
@@ -95,22 +98,24 @@ type observer struct {
 	gauges           metric.Registration // set by observe
 }
 
-// gaugeFunc reports the in-memory entries, evictions so far and pending
+// Gauges reports the in-memory entries, evictions so far and pending
 // touches for the observable instruments.
-type gaugeFunc func() (entries int64, evictions int64, pending int64)
+type Gauges func() (entries int64, evictions int64, pending int64)
 
-func newObserver(coll *mongo.Collection, tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger, onError func(error)) (*observer, error) {
+// New returns an observer of the store over database.collection. Nil
+// providers mean the global ones.
+func New(database, collection string, tp trace.TracerProvider, mp metric.MeterProvider, logger *slog.Logger, onError func(error)) (*Observer, error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	o := &observer{tracer: tp.Tracer(tracing.ScopeName), logger: logger, onError: onError}
+	o := &Observer{tracer: tp.Tracer(tracing.ScopeName), logger: logger, onError: onError}
 	if defaultGlobal(tp, o.tracer) {
 		o.unset = tp
 	}
-	for k := range numOps {
+	for k := range numKinds {
 		info := opInfo[k]
 		opt := metric.WithAttributeSet(attribute.NewSet(tracing.Operation.String(info.name)))
 		o.recOpts[k] = []metric.RecordOption{opt}
@@ -120,8 +125,8 @@ func newObserver(coll *mongo.Collection, tp trace.TracerProvider, mp metric.Mete
 				trace.WithSpanKind(trace.SpanKindClient),
 				trace.WithAttributes(
 					tracing.DBSystemName.String("mongodb"),
-					tracing.DBNamespace.String(coll.Database().Name()),
-					tracing.DBCollectionName.String(coll.Name()),
+					tracing.DBNamespace.String(database),
+					tracing.DBCollectionName.String(collection),
 					tracing.DBOperationName.String(info.dbOp),
 				),
 			}
@@ -160,10 +165,10 @@ func newObserver(coll *mongo.Collection, tp trace.TracerProvider, mp metric.Mete
 	return o, nil
 }
 
-// observe registers gauges as the source of the observable instruments.
+// Observe registers gauges as the source of the observable instruments.
 // Call it once everything gauges reads is set: a reader may call it at
 // once, from another goroutine.
-func (o *observer) observe(gauges gaugeFunc) error {
+func (o *Observer) Observe(gauges Gauges) error {
 	var err error
 	o.gauges, err = o.meter.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
 		e, ev, p := gauges()
@@ -175,31 +180,26 @@ func (o *observer) observe(gauges gaugeFunc) error {
 	return err
 }
 
-func (s *Store[T]) gauges() (entries, evictions, pending int64) {
-	if s.mem != nil {
-		entries, evictions = int64(s.mem.Entries()), int64(s.mem.Evictions())
-	}
-	return entries, evictions, int64(s.touches.size())
-}
-
-func (o *observer) close() {
+// Close unregisters the gauges.
+func (o *Observer) Close() {
 	if o.gauges != nil {
 		_ = o.gauges.Unregister()
 	}
 }
 
-// operation is one traced operation in progress. It lives on the stack
+// Operation is one traced operation in progress. It lives on the stack
 // of the method it traces.
-type operation struct {
-	o     *observer
-	kind  opKind
+type Operation struct {
+	o     *Observer
+	kind  Kind
 	span  trace.Span
 	start time.Time
 }
 
-func (o *observer) start(ctx context.Context, k opKind) (context.Context, operation) {
+// Start starts an operation of kind k; call End on the result.
+func (o *Observer) Start(ctx context.Context, k Kind) (context.Context, Operation) {
 	ctx, span := o.spanTracer().Start(ctx, opInfo[k].span, o.dbAttrs[k]...)
-	return ctx, operation{o: o, kind: k, span: span, start: time.Now()}
+	return ctx, Operation{o: o, kind: k, span: span, start: time.Now()}
 }
 
 // noopTracer starts the spans of a store whose global provider is unset.
@@ -213,7 +213,7 @@ var noopTracer = tracenoop.NewTracerProvider().Tracer(tracing.ScopeName)
 // set, the default one delegates to it for good, so the store's tracer
 // from then on. (A provider set and replaced by the default again before
 // the store's next span goes unseen; only tests do that.)
-func (o *observer) spanTracer() trace.Tracer {
+func (o *Observer) spanTracer() trace.Tracer {
 	if o.unset == nil || o.set.Load() {
 		return o.tracer
 	}
@@ -237,12 +237,12 @@ func defaultGlobal(tp trace.TracerProvider, tr trace.Tracer) bool {
 	return is(tp, "tracerProvider") && is(tr, "tracer")
 }
 
-// end records the operation's duration and outcome and ends its span.
+// End records the operation's duration and outcome and ends its span.
 // ErrNotFound is an outcome, not a failure.
-func (op *operation) end(err error) {
+func (op *Operation) End(err error) {
 	ctx := context.Background()
 	op.o.duration.Record(ctx, time.Since(op.start).Seconds(), op.o.recOpts[op.kind]...)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, tier.ErrNotFound) {
 		op.o.errs.Add(ctx, 1, op.o.addOpts[op.kind]...)
 		op.span.RecordError(err)
 		op.span.SetStatus(codes.Error, err.Error())
@@ -250,23 +250,25 @@ func (op *operation) end(err error) {
 	op.span.End()
 }
 
-func (op *operation) hit() {
+// Hit records a Get answered from memory.
+func (op *Operation) Hit() {
 	op.o.hits.Add(context.Background(), 1)
 	if op.span.IsRecording() {
 		op.span.SetAttributes(attrTierMemory, tracing.CacheHit.Bool(true))
 	}
 }
 
-func (op *operation) miss() {
+// Miss records a Get not answered from memory.
+func (op *Operation) Miss() {
 	op.o.misses.Add(context.Background(), 1)
 	if op.span.IsRecording() {
 		op.span.SetAttributes(tracing.CacheHit.Bool(false))
 	}
 }
 
-// loaded records that a Get was answered by a database read, which it
+// Loaded records that a Get was answered by a database read, which it
 // started or joined.
-func (op *operation) loaded(joined bool) {
+func (op *Operation) Loaded(joined bool) {
 	ctx := context.Background()
 	if joined {
 		op.o.joined.Add(ctx, 1)
@@ -276,38 +278,60 @@ func (op *operation) loaded(joined bool) {
 	}
 }
 
-func (op *operation) flush(sessions, groups int) {
+// Flush records the size of a touch flush.
+func (op *Operation) Flush(sessions, groups int) {
 	if op.span.IsRecording() {
 		op.span.SetAttributes(tracing.FlushSessions.Int(sessions), tracing.FlushGroups.Int(groups))
 	}
 }
 
-func (op *operation) reaped(n int64) {
+// Reaped records n documents deleted by a reaper pass.
+func (op *Operation) Reaped(n int64) {
 	op.o.reaped.Add(context.Background(), n)
 	if op.span.IsRecording() {
 		op.span.SetAttributes(tracing.Reaped.Int64(n))
 	}
 }
 
-func (op *operation) attrs(kv ...attribute.KeyValue) {
+// Attrs sets attributes on the operation's span.
+func (op *Operation) Attrs(kv ...attribute.KeyValue) {
 	if op.span.IsRecording() {
 		op.span.SetAttributes(kv...)
 	}
 }
 
-func (o *observer) loadStarted()  { o.loads.Add(context.Background(), 1) }
-func (o *observer) touchQueued()  { o.queued.Add(context.Background(), 1) }
-func (o *observer) touchSkipped() { o.skipped.Add(context.Background(), 1) }
-func (o *observer) touchDropped(n int) {
+// Logger returns the store's logger.
+func (o *Observer) Logger() *slog.Logger { return o.logger }
+
+// LoadStarted counts a database read behind a cache miss.
+func (o *Observer) LoadStarted() { o.loads.Add(context.Background(), 1) }
+
+// TouchQueued counts a buffered touch.
+func (o *Observer) TouchQueued() { o.queued.Add(context.Background(), 1) }
+
+// TouchSkipped counts a touch skipped by TouchAfter.
+func (o *Observer) TouchSkipped() { o.skipped.Add(context.Background(), 1) }
+
+// TouchDropped counts n touches dropped for lack of room.
+func (o *Observer) TouchDropped(n int) {
 	o.drop.Add(context.Background(), int64(n))
 }
-func (o *observer) touchesFlushed(n int) {
+
+// TouchesFlushed counts n sessions whose touch was written.
+func (o *Observer) TouchesFlushed(n int) {
 	o.flushed.Add(context.Background(), int64(n))
 }
 
-// background reports a failure of background work to the logger and
+// Report passes err to OnError, if set.
+func (o *Observer) Report(err error) {
+	if o.onError != nil {
+		o.onError(err)
+	}
+}
+
+// Background reports a failure of background work to the logger and
 // OnError.
-func (o *observer) background(k opKind, err error) {
+func (o *Observer) Background(k Kind, err error) {
 	o.errs.Add(context.Background(), 1, o.addOpts[k]...)
 	o.logger.Error("sessionstore: background "+opInfo[k].name+" failed", "error", err)
 	if o.onError != nil {

@@ -1,9 +1,7 @@
 package tier
 
 import (
-	"context"
 	"hash/maphash"
-	"iter"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,14 +10,6 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-var _ interface {
-	Tier
-	Counter
-	Iterator
-	Clearer
-	BatchToucher
-} = (*Memory)(nil)
-
 // minShardSize keeps shards large enough that sharding does not make the
 // least recently used order much coarser.
 const minShardSize = 64
@@ -27,8 +17,7 @@ const minShardSize = 64
 // Memory is a bounded in-process tier: a least-recently-used cache split
 // into shards, each behind its own mutex, so that parallel lookups of
 // different sessions rarely contend. It never holds more than its size in
-// records. Memory is safe for concurrent use; its methods do no I/O and
-// ignore their context.
+// records. Memory is safe for concurrent use; its methods do no I/O.
 type Memory struct {
 	seed   maphash.Seed
 	mask   uint64
@@ -72,9 +61,9 @@ func (m *Memory) shard(id string) *memoryShard {
 	return &m.shards[maphash.String(m.seed, id)&m.mask]
 }
 
-// Lookup returns the record for id, expired or not, and marks it recently
-// used. It is the allocation-free core of Get.
-func (m *Memory) Lookup(id string) (Record, bool) {
+// Get returns the record for id, expired or not, and marks it recently
+// used. It does not allocate.
+func (m *Memory) Get(id string) (Record, bool) {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	rec, ok := sh.lru.Get(id)
@@ -82,25 +71,10 @@ func (m *Memory) Lookup(id string) (Record, bool) {
 	return rec, ok
 }
 
-// Get returns the live record for id.
-func (m *Memory) Get(_ context.Context, id string, now time.Time) (Record, error) {
-	rec, ok := m.Lookup(id)
-	if !ok || !rec.Live(now) {
-		return Record{}, ErrNotFound
-	}
-	return rec, nil
-}
-
-// Set stores a copy of rec, evicting the least recently used record of
-// its shard when the shard is full.
-func (m *Memory) Set(_ context.Context, rec Record) error {
-	m.Put(rec)
-	return nil
-}
-
-// Put stores a copy of rec; it is Set without the error.
+// Put stores rec, evicting the least recently used record of its shard
+// when the shard is full. Memory keeps rec.Payload: the caller must not
+// modify it afterwards.
 func (m *Memory) Put(rec Record) {
-	rec.Payload = append([]byte(nil), rec.Payload...)
 	sh := m.shard(rec.ID)
 	sh.mu.Lock()
 	evicted := sh.lru.Add(rec.ID, rec)
@@ -108,13 +82,6 @@ func (m *Memory) Put(rec Record) {
 	if evicted {
 		m.evictions.Add(1)
 	}
-}
-
-// Touch moves id's expiry to expires if the record is live at now and
-// expires is later.
-func (m *Memory) Touch(_ context.Context, id string, expires, now time.Time) error {
-	m.Extend(id, expires, now)
-	return nil
 }
 
 // Extend moves id's expiry to expires if the record is live at now and
@@ -132,45 +99,12 @@ func (m *Memory) Extend(id string, expires, now time.Time) bool {
 	return true
 }
 
-// TouchMany extends every id that it holds live.
-func (m *Memory) TouchMany(_ context.Context, ids []string, expires, now time.Time) (int64, error) {
-	var n int64
-	for _, id := range ids {
-		if m.Extend(id, expires, now) {
-			n++
-		}
-	}
-	return n, nil
-}
-
-// Delete removes id.
-func (m *Memory) Delete(_ context.Context, id string) error {
-	m.Remove(id)
-	return nil
-}
-
-// Remove removes id; it is Delete without the error.
+// Remove removes id.
 func (m *Memory) Remove(id string) {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	sh.lru.Remove(id)
 	sh.mu.Unlock()
-}
-
-// Len counts the records live at now.
-func (m *Memory) Len(_ context.Context, now time.Time) (int64, error) {
-	var n int64
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.Lock()
-		for _, rec := range sh.lru.Values() {
-			if rec.Live(now) {
-				n++
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return n, nil
 }
 
 // Entries returns how many records the tier holds, expired ones included.
@@ -188,35 +122,12 @@ func (m *Memory) Entries() int {
 // Evictions returns how many records have been evicted to make room.
 func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
 
-// All yields the records live at now, one shard at a time. Records added
-// while it runs may or may not be seen.
-func (m *Memory) All(ctx context.Context, now time.Time) iter.Seq2[Record, error] {
-	return func(yield func(Record, error) bool) {
-		for i := range m.shards {
-			if err := ctx.Err(); err != nil {
-				yield(Record{}, err)
-				return
-			}
-			sh := &m.shards[i]
-			sh.mu.Lock()
-			recs := sh.lru.Values()
-			sh.mu.Unlock()
-			for _, rec := range recs {
-				if rec.Live(now) && !yield(rec, nil) {
-					return
-				}
-			}
-		}
-	}
-}
-
 // Clear removes every record.
-func (m *Memory) Clear(context.Context) error {
+func (m *Memory) Clear() {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		sh.lru.Purge()
 		sh.mu.Unlock()
 	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package ttl
+package ttlindex
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/sessionstore/sessionstore/ttl"
 )
 
 // fakeServer answers commands the way the server it imitates does. It
@@ -248,55 +250,55 @@ func TestEnsure(t *testing.T) {
 	tests := []struct {
 		name     string
 		srv      func() *fakeServer
-		action   Action
+		action   ttl.Action
 		cmds     string // command names sent, in order
-		reason   string // substring of Decision.Reason
+		reason   string // substring of ttl.Decision.Reason
 		ttlAfter bool   // the index has expireAfterSeconds 0 afterwards
 	}{
-		{"4.4 no index", func() *fakeServer { return mongoDB("4.4.29") }, Created, "buildInfo listIndexes createIndexes", `created TTL index "expires_1"`, true},
-		{"4.4 plain index", func() *fakeServer { return mongoDB("4.4.29", plainIndex) }, UseReaper, "buildInfo listIndexes", "MongoDB 4.4.29 cannot convert it (needs 5.1)", false},
-		{"4.4 ttl 0", func() *fakeServer { return mongoDB("4.4.29", ttlIndex(int32(0))) }, Present, "buildInfo listIndexes", "already has expireAfterSeconds 0", true},
-		{"5.0 NaN", func() *fakeServer { return mongoDB("5.0.13", ttlIndex(math.NaN())) }, Repaired, "buildInfo listIndexes collMod", "had expireAfterSeconds NaN", true},
-		{"5.0 plain index", func() *fakeServer { return mongoDB("5.0.13", plainIndex) }, UseReaper, "buildInfo listIndexes", "needs 5.1", false},
-		{"5.1 plain index", func() *fakeServer { return mongoDB("5.1.1", plainIndex) }, Converted, "buildInfo listIndexes collMod", `converted index "expires_1"`, true},
-		{"6.0 ttl 3600", func() *fakeServer { return mongoDB("6.0.1", ttlIndex(int32(3600))) }, Repaired, "buildInfo listIndexes collMod", "had expireAfterSeconds 3600", true},
-		{"6.0 ttl int64 0", func() *fakeServer { return mongoDB("6.0.1", ttlIndex(int64(0))) }, Present, "buildInfo listIndexes", "already", true},
-		{"6.0 ttl double 0", func() *fakeServer { return mongoDB("6.0.1", ttlIndex(0.0)) }, Present, "buildInfo listIndexes", "already", true},
-		{"6.0 ttl int64 above int32", func() *fakeServer { return mongoDB("6.0.1", ttlIndex(int64(1)<<33)) }, Repaired, "buildInfo listIndexes collMod", "had expireAfterSeconds 8589934592", true},
-		{"7.0 no index", func() *fakeServer { return mongoDB("7.0.12") }, Created, "buildInfo listIndexes createIndexes", "created", true},
-		{"7.0 no collection", func() *fakeServer { f := mongoDB("7.0.12"); f.missing = true; return f }, Created, "buildInfo listIndexes createIndexes", "created", true},
-		{"7.0 identical index", func() *fakeServer { return mongoDB("7.0.12", ttlIndex(int32(0))) }, Present, "buildInfo listIndexes", "already", true},
-		{"8.0 no index", func() *fakeServer { return mongoDB("8.0.4") }, Created, "buildInfo listIndexes createIndexes", "created", true},
-		{"8.0 ttl fractional", func() *fakeServer { return mongoDB("8.0.4", ttlIndex(0.5)) }, Repaired, "buildInfo listIndexes collMod", "had expireAfterSeconds 0.5", true},
+		{"4.4 no index", func() *fakeServer { return mongoDB("4.4.29") }, ttl.Created, "buildInfo listIndexes createIndexes", `created TTL index "expires_1"`, true},
+		{"4.4 plain index", func() *fakeServer { return mongoDB("4.4.29", plainIndex) }, ttl.UseReaper, "buildInfo listIndexes", "MongoDB 4.4.29 cannot convert it (needs 5.1)", false},
+		{"4.4 ttl 0", func() *fakeServer { return mongoDB("4.4.29", ttlIndex(int32(0))) }, ttl.Present, "buildInfo listIndexes", "already has expireAfterSeconds 0", true},
+		{"5.0 NaN", func() *fakeServer { return mongoDB("5.0.13", ttlIndex(math.NaN())) }, ttl.Repaired, "buildInfo listIndexes collMod", "had expireAfterSeconds NaN", true},
+		{"5.0 plain index", func() *fakeServer { return mongoDB("5.0.13", plainIndex) }, ttl.UseReaper, "buildInfo listIndexes", "needs 5.1", false},
+		{"5.1 plain index", func() *fakeServer { return mongoDB("5.1.1", plainIndex) }, ttl.Converted, "buildInfo listIndexes collMod", `converted index "expires_1"`, true},
+		{"6.0 ttl 3600", func() *fakeServer { return mongoDB("6.0.1", ttlIndex(int32(3600))) }, ttl.Repaired, "buildInfo listIndexes collMod", "had expireAfterSeconds 3600", true},
+		{"6.0 ttl int64 0", func() *fakeServer { return mongoDB("6.0.1", ttlIndex(int64(0))) }, ttl.Present, "buildInfo listIndexes", "already", true},
+		{"6.0 ttl double 0", func() *fakeServer { return mongoDB("6.0.1", ttlIndex(0.0)) }, ttl.Present, "buildInfo listIndexes", "already", true},
+		{"6.0 ttl int64 above int32", func() *fakeServer { return mongoDB("6.0.1", ttlIndex(int64(1)<<33)) }, ttl.Repaired, "buildInfo listIndexes collMod", "had expireAfterSeconds 8589934592", true},
+		{"7.0 no index", func() *fakeServer { return mongoDB("7.0.12") }, ttl.Created, "buildInfo listIndexes createIndexes", "created", true},
+		{"7.0 no collection", func() *fakeServer { f := mongoDB("7.0.12"); f.missing = true; return f }, ttl.Created, "buildInfo listIndexes createIndexes", "created", true},
+		{"7.0 identical index", func() *fakeServer { return mongoDB("7.0.12", ttlIndex(int32(0))) }, ttl.Present, "buildInfo listIndexes", "already", true},
+		{"8.0 no index", func() *fakeServer { return mongoDB("8.0.4") }, ttl.Created, "buildInfo listIndexes createIndexes", "created", true},
+		{"8.0 ttl fractional", func() *fakeServer { return mongoDB("8.0.4", ttlIndex(0.5)) }, ttl.Repaired, "buildInfo listIndexes collMod", "had expireAfterSeconds 0.5", true},
 		{"8.0 index in getMore batch", func() *fakeServer {
 			f := mongoDB("8.0.4", bson.D{{Key: "key", Value: bson.D{{Key: "a", Value: int32(1)}}}, {Key: "name", Value: "a_1"}}, ttlIndex(int32(0)))
 			f.batch = 2
 			return f
-		}, Present, "buildInfo listIndexes getMore", "already", true},
-		{"FerretDB v1 no index", func() *fakeServer { return ferretDB() }, UseReaper, "buildInfo listIndexes createIndexes", "server answered createIndexes with 238 NotImplemented", false},
-		{"FerretDB v1 plain index", func() *fakeServer { return ferretDB(plainIndex) }, UseReaper, "buildInfo listIndexes collMod", "answered collMod with 238 NotImplemented", false},
-		{"unknown version plain index, 5.0 underneath", func() *fakeServer { f := mongoDB("5.0.13", plainIndex); f.version = ""; return f }, UseReaper, "buildInfo listIndexes collMod", "answered collMod with 72 InvalidOptions", false},
-		{"unknown version plain index, 6.0 underneath", func() *fakeServer { f := mongoDB("6.0.1", plainIndex); f.version = ""; return f }, Converted, "buildInfo listIndexes collMod", "converted", true},
+		}, ttl.Present, "buildInfo listIndexes getMore", "already", true},
+		{"FerretDB v1 no index", func() *fakeServer { return ferretDB() }, ttl.UseReaper, "buildInfo listIndexes createIndexes", "server answered createIndexes with 238 NotImplemented", false},
+		{"FerretDB v1 plain index", func() *fakeServer { return ferretDB(plainIndex) }, ttl.UseReaper, "buildInfo listIndexes collMod", "answered collMod with 238 NotImplemented", false},
+		{"unknown version plain index, 5.0 underneath", func() *fakeServer { f := mongoDB("5.0.13", plainIndex); f.version = ""; return f }, ttl.UseReaper, "buildInfo listIndexes collMod", "answered collMod with 72 InvalidOptions", false},
+		{"unknown version plain index, 6.0 underneath", func() *fakeServer { f := mongoDB("6.0.1", plainIndex); f.version = ""; return f }, ttl.Converted, "buildInfo listIndexes collMod", "converted", true},
 		{"createIndexes 115", func() *fakeServer {
 			f := mongoDB("7.0.12")
 			f.errs = map[string][]error{"createIndexes": {cmdErr(115, "CommandNotSupported", "not supported")}}
 			return f
-		}, UseReaper, "buildInfo listIndexes createIndexes", "115 CommandNotSupported", false},
+		}, ttl.UseReaper, "buildInfo listIndexes createIndexes", "115 CommandNotSupported", false},
 		{"createIndexes 59", func() *fakeServer {
 			f := mongoDB("7.0.12")
 			f.errs = map[string][]error{"createIndexes": {cmdErr(59, "CommandNotFound", "no such command")}}
 			return f
-		}, UseReaper, "buildInfo listIndexes createIndexes", "59 CommandNotFound", false},
+		}, ttl.UseReaper, "buildInfo listIndexes createIndexes", "59 CommandNotFound", false},
 		{"createIndexes 67", func() *fakeServer {
 			f := mongoDB("7.0.12")
 			f.errs = map[string][]error{"createIndexes": {cmdErr(67, "CannotCreateIndex", "cannot create index")}}
 			return f
-		}, UseReaper, "buildInfo listIndexes createIndexes", "67 CannotCreateIndex", false},
+		}, ttl.UseReaper, "buildInfo listIndexes createIndexes", "67 CannotCreateIndex", false},
 		{"repair answered 115", func() *fakeServer {
 			f := mongoDB("6.0.1", ttlIndex(int32(3600)))
 			f.errs = map[string][]error{"collMod": {cmdErr(115, "CommandNotSupported", "not supported")}}
 			return f
-		}, UseReaper, "buildInfo listIndexes collMod", "expireAfterSeconds 3600 and the server answered collMod with 115", false},
+		}, ttl.UseReaper, "buildInfo listIndexes collMod", "expireAfterSeconds 3600 and the server answered collMod with 115", false},
 		{"85 conflict: another instance created expires_1 with 3600", func() *fakeServer {
 			f := mongoDB("7.0.12")
 			f.beforeCreate = func(f *fakeServer) {
@@ -304,7 +306,7 @@ func TestEnsure(t *testing.T) {
 				f.beforeCreate = nil
 			}
 			return f
-		}, Repaired, "buildInfo listIndexes createIndexes listIndexes collMod", "had expireAfterSeconds 3600", true},
+		}, ttl.Repaired, "buildInfo listIndexes createIndexes listIndexes collMod", "had expireAfterSeconds 3600", true},
 		{"86 conflict then identical", func() *fakeServer {
 			f := mongoDB("7.0.12")
 			f.errs = map[string][]error{"createIndexes": {cmdErr(86, "IndexKeySpecsConflict", "key specs conflict")}}
@@ -313,10 +315,10 @@ func TestEnsure(t *testing.T) {
 				f.beforeCreate = nil
 			}
 			return f
-		}, Present, "buildInfo listIndexes createIndexes listIndexes", "already", true},
+		}, ttl.Present, "buildInfo listIndexes createIndexes listIndexes", "already", true},
 	}
 	for _, tt := range tests {
-		for _, mode := range []Mode{Auto, Require} {
+		for _, mode := range []ttl.Mode{ttl.Auto, ttl.Require} {
 			t.Run(tt.name+"/"+mode.String(), func(t *testing.T) {
 				srv := tt.srv()
 				d, err := Ensure(context.Background(), srv, "sessions", mode)
@@ -326,7 +328,7 @@ func TestEnsure(t *testing.T) {
 					t.Errorf("commands = %q, want %q", got, tt.cmds)
 				}
 				if d.Mode != mode || d.Action != tt.action || d.ServerVersion != srv.version {
-					t.Errorf("Decision = %+v, want Mode %v, Action %v, ServerVersion %q", d, mode, tt.action, srv.version)
+					t.Errorf("Decision = %+v, want ttl.Mode %v, ttl.Action %v, ServerVersion %q", d, mode, tt.action, srv.version)
 				}
 				if !strings.Contains(d.Reason, tt.reason) {
 					t.Errorf("Reason = %q, want it to contain %q", d.Reason, tt.reason)
@@ -343,17 +345,17 @@ func TestEnsure(t *testing.T) {
 				}
 
 				switch {
-				case tt.action != UseReaper:
+				case tt.action != ttl.UseReaper:
 					if err != nil || d.Reaper {
 						t.Errorf("err = %v, Reaper = %t; want nil, false", err, d.Reaper)
 					}
-				case mode == Auto:
+				case mode == ttl.Auto:
 					if err != nil || !d.Reaper || !strings.HasSuffix(d.Reason, "; using the built-in reaper") {
-						t.Errorf("err = %v, Decision %+v; want nil and the reaper", err, d)
+						t.Errorf("err = %v, ttl.Decision %+v; want nil and the reaper", err, d)
 					}
 				default:
-					if !errors.Is(err, ErrUnsupported) || d.Reaper {
-						t.Fatalf("err = %v, Reaper = %t; want ErrUnsupported, false", err, d.Reaper)
+					if !errors.Is(err, ttl.ErrUnsupported) || d.Reaper {
+						t.Fatalf("err = %v, Reaper = %t; want ttl.ErrUnsupported, false", err, d.Reaper)
 					}
 					msg := err.Error()
 					if !strings.HasPrefix(msg, "sessionstore: ttl: server cannot keep a TTL index: ") ||
@@ -375,7 +377,7 @@ func sameCommand(t *testing.T, got, want bson.D) {
 }
 
 func TestEnsureRequireKeepsCommandError(t *testing.T) {
-	_, err := Ensure(context.Background(), ferretDB(), "sessions", Require)
+	_, err := Ensure(context.Background(), ferretDB(), "sessions", ttl.Require)
 	var ce mongo.CommandError
 	if !errors.As(err, &ce) || ce.Code != 238 {
 		t.Fatalf("err = %v, want it to wrap the 238 CommandError", err)
@@ -384,14 +386,14 @@ func TestEnsureRequireKeepsCommandError(t *testing.T) {
 
 func TestEnsureOff(t *testing.T) {
 	srv := mongoDB("7.0.12")
-	d, err := Ensure(context.Background(), srv, "sessions", Off)
-	if err != nil || d.Action != Disabled || d.Reaper || d.Mode != Off {
-		t.Fatalf("Ensure(Off) = %+v, %v", d, err)
+	d, err := Ensure(context.Background(), srv, "sessions", ttl.Off)
+	if err != nil || d.Action != ttl.Disabled || d.Reaper || d.Mode != ttl.Off {
+		t.Fatalf("Ensure(ttl.Off) = %+v, %v", d, err)
 	}
 	if cmds := srv.commands(); len(cmds) != 0 {
 		t.Fatalf("Off sent %v", cmds)
 	}
-	if _, err := Ensure(context.Background(), nil, "sessions", Off); err != nil {
+	if _, err := Ensure(context.Background(), nil, "sessions", ttl.Off); err != nil {
 		t.Fatalf("Off with nil Commander: %v", err)
 	}
 }
@@ -478,7 +480,7 @@ func TestEnsureErrors(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		for _, mode := range []Mode{Auto, Require} {
+		for _, mode := range []ttl.Mode{ttl.Auto, ttl.Require} {
 			t.Run(tt.name+"/"+mode.String(), func(t *testing.T) {
 				ctx := context.Background()
 				if tt.ctx != nil {
@@ -492,7 +494,7 @@ func TestEnsureErrors(t *testing.T) {
 				if err == nil {
 					t.Fatalf("Ensure = %+v, nil; want an error", d)
 				}
-				if d.Reaper || errors.Is(err, ErrUnsupported) {
+				if d.Reaper || errors.Is(err, ttl.ErrUnsupported) {
 					t.Errorf("Decision %+v, err %v: a failure must not turn into the reaper", d, err)
 				}
 				if !strings.HasPrefix(err.Error(), "sessionstore: ttl: ") {
@@ -518,16 +520,16 @@ func TestEnsureConcurrentInstances(t *testing.T) {
 			srv.missing = true
 			const n = 8
 			var wg sync.WaitGroup
-			decisions := make([]Decision, n)
+			decisions := make([]ttl.Decision, n)
 			errs := make([]error, n)
 			for i := range n {
 				wg.Go(func() {
-					decisions[i], errs[i] = Ensure(context.Background(), srv, "sessions", Require)
+					decisions[i], errs[i] = Ensure(context.Background(), srv, "sessions", ttl.Require)
 				})
 			}
 			wg.Wait()
 			for i := range n {
-				if errs[i] != nil || (decisions[i].Action != Created && decisions[i].Action != Present) {
+				if errs[i] != nil || (decisions[i].Action != ttl.Created && decisions[i].Action != ttl.Present) {
 					t.Errorf("instance %d: %v, %v", i, decisions[i], errs[i])
 				}
 			}
@@ -575,8 +577,8 @@ func (s noArrayServer) RunCommand(ctx context.Context, cmd bson.D) (bson.Raw, er
 
 func TestEnsureVersionFromString(t *testing.T) {
 	srv := mongoDB("5.0.13", plainIndex)
-	d, err := Ensure(context.Background(), noArrayServer{srv}, "sessions", Auto)
-	if err != nil || d.Action != UseReaper || d.ServerVersion != "5.0.13" {
+	d, err := Ensure(context.Background(), noArrayServer{srv}, "sessions", ttl.Auto)
+	if err != nil || d.Action != ttl.UseReaper || d.ServerVersion != "5.0.13" {
 		t.Fatalf("Ensure = %v, %v", d, err)
 	}
 	if got := strings.Join(srv.commands(), " "); got != "buildInfo listIndexes" {
@@ -589,12 +591,12 @@ func TestEnsureBadArguments(t *testing.T) {
 	for _, tt := range []struct {
 		srv  Commander
 		coll string
-		mode Mode
+		mode ttl.Mode
 	}{
-		{srv, "sessions", Mode(7)},
-		{srv, "sessions", Mode(-1)},
-		{nil, "sessions", Auto},
-		{srv, "", Auto},
+		{srv, "sessions", ttl.Mode(7)},
+		{srv, "sessions", ttl.Mode(-1)},
+		{nil, "sessions", ttl.Auto},
+		{srv, "", ttl.Auto},
 	} {
 		if _, err := Ensure(context.Background(), tt.srv, tt.coll, tt.mode); err == nil || !strings.HasPrefix(err.Error(), "sessionstore: ttl: ") {
 			t.Errorf("Ensure(%v, %q, %v) = %v, want an error", tt.srv, tt.coll, tt.mode, err)
@@ -602,30 +604,5 @@ func TestEnsureBadArguments(t *testing.T) {
 	}
 	if cmds := srv.commands(); len(cmds) != 0 {
 		t.Errorf("bad arguments sent %v", cmds)
-	}
-}
-
-func TestStrings(t *testing.T) {
-	for _, tt := range []struct{ got, want string }{
-		{Auto.String(), "auto"},
-		{Off.String(), "off"},
-		{Require.String(), "require"},
-		{Mode(9).String(), "Mode(9)"},
-		{Disabled.String(), "disabled"},
-		{Created.String(), "created"},
-		{Present.String(), "present"},
-		{Repaired.String(), "repaired"},
-		{Converted.String(), "converted"},
-		{UseReaper.String(), "reaper"},
-		{Action(9).String(), "Action(9)"},
-		{
-			Decision{Mode: Auto, Action: UseReaper, Reaper: true, ServerVersion: "7.0.42", Reason: "server answered createIndexes with 238 NotImplemented; using the built-in reaper"}.String(),
-			"sessionstore: ttl: mode=auto action=reaper reaper=true server=7.0.42: server answered createIndexes with 238 NotImplemented; using the built-in reaper",
-		},
-		{Decision{Mode: Off}.String(), "sessionstore: ttl: mode=off action=disabled reaper=false server=unknown"},
-	} {
-		if tt.got != tt.want {
-			t.Errorf("got %q, want %q", tt.got, tt.want)
-		}
 	}
 }

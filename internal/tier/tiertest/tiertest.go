@@ -1,5 +1,6 @@
-// Package tiertest is a conformance suite for tier implementations: every
-// tier of the store passes it.
+// Package tiertest is a conformance suite for the authoritative tier as
+// the engine uses it (engine.Authority), and [Fake], an in-memory
+// authority for tests without a server that passes the same suite.
 package tiertest
 
 import (
@@ -9,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessionstore/sessionstore/tier"
+	"github.com/sessionstore/sessionstore/internal/engine"
+	"github.com/sessionstore/sessionstore/internal/tier"
 )
 
 // Payload returns a payload that every codec format accepts: a small BSON
@@ -29,13 +31,13 @@ func Payload(n int) []byte {
 
 // Run runs the suite against fresh tiers made by newTier. now is a time
 // the tests treat as the present; records expire relative to it.
-func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
+func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	now := time.Now().Truncate(time.Millisecond)
 	ctx := context.Background()
 	rec := func(id string, n int, life time.Duration) tier.Record {
 		return tier.Record{ID: id, Payload: Payload(n), Expires: now.Add(life)}
 	}
-	mustGet := func(t *testing.T, tr tier.Tier, id string, at time.Time) tier.Record {
+	mustGet := func(t *testing.T, tr engine.Authority, id string, at time.Time) tier.Record {
 		t.Helper()
 		got, err := tr.Get(ctx, id, at)
 		if err != nil {
@@ -43,7 +45,11 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 		}
 		return got
 	}
-	notFound := func(t *testing.T, tr tier.Tier, id string, at time.Time) {
+	touch := func(tr engine.Authority, id string, expires, now time.Time) error {
+		_, err := tr.TouchMany(ctx, []string{id}, expires, now)
+		return err
+	}
+	notFound := func(t *testing.T, tr engine.Authority, id string, at time.Time) {
 		t.Helper()
 		if _, err := tr.Get(ctx, id, at); !errors.Is(err, tier.ErrNotFound) {
 			t.Fatalf("Get(%q) error = %v, want ErrNotFound", id, err)
@@ -93,7 +99,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 	t.Run("TouchExtends", func(t *testing.T) {
 		tr := newTier(t)
 		_ = tr.Set(ctx, rec("a", 1, time.Second))
-		if err := tr.Touch(ctx, "a", now.Add(time.Hour), now); err != nil {
+		if err := touch(tr, "a", now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 		if got := mustGet(t, tr, "a", now.Add(time.Minute)); !got.Expires.Equal(now.Add(time.Hour)) {
@@ -103,7 +109,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 	t.Run("TouchNeverShortens", func(t *testing.T) {
 		tr := newTier(t)
 		_ = tr.Set(ctx, rec("a", 1, time.Hour))
-		if err := tr.Touch(ctx, "a", now.Add(time.Minute), now); err != nil {
+		if err := touch(tr, "a", now.Add(time.Minute), now); err != nil {
 			t.Fatal(err)
 		}
 		if got := mustGet(t, tr, "a", now); !got.Expires.Equal(now.Add(time.Hour)) {
@@ -112,7 +118,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 	})
 	t.Run("TouchNeverCreates", func(t *testing.T) {
 		tr := newTier(t)
-		if err := tr.Touch(ctx, "ghost", now.Add(time.Hour), now); err != nil {
+		if err := touch(tr, "ghost", now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 		notFound(t, tr, "ghost", now)
@@ -129,21 +135,17 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 		if err := tr.Delete(ctx, "a"); err != nil {
 			t.Fatalf("deleting a missing record: %v", err)
 		}
-		if err := tr.Touch(ctx, "a", now.Add(time.Hour), now); err != nil {
+		if err := touch(tr, "a", now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 		notFound(t, tr, "a", now)
 	})
 	t.Run("TouchMany", func(t *testing.T) {
 		tr := newTier(t)
-		bt, ok := tr.(tier.BatchToucher)
-		if !ok {
-			t.Skip("not a BatchToucher")
-		}
 		_ = tr.Set(ctx, rec("a", 1, time.Second))
 		_ = tr.Set(ctx, rec("b", 2, 2*time.Hour))
 		_ = tr.Set(ctx, rec("dead", 3, -time.Second))
-		n, err := bt.TouchMany(ctx, []string{"a", "b", "ghost", "dead"}, now.Add(time.Hour), now)
+		n, err := tr.TouchMany(ctx, []string{"a", "b", "ghost", "dead"}, now.Add(time.Hour), now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +165,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 		tr := newTier(t)
 		_ = tr.Set(ctx, rec("a", 1, time.Second))
 		later := now.Add(time.Minute) // a expired 59s ago
-		if err := tr.Touch(ctx, "a", later.Add(time.Hour), later); err != nil {
+		if err := touch(tr, "a", later.Add(time.Hour), later); err != nil {
 			t.Fatal(err)
 		}
 		notFound(t, tr, "a", later)
@@ -173,12 +175,7 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 	})
 	t.Run("LenAllClear", func(t *testing.T) {
 		tr := newTier(t)
-		c, okc := tr.(tier.Counter)
-		it, oki := tr.(tier.Iterator)
-		cl, okl := tr.(tier.Clearer)
-		if !okc || !oki || !okl {
-			t.Skip("not a Counter, Iterator and Clearer")
-		}
+		c, it, cl := tr, tr, tr
 		for i := range 5 {
 			_ = tr.Set(ctx, rec(fmt.Sprint("live", i), i, time.Hour))
 		}
@@ -210,6 +207,37 @@ func Run(t *testing.T, newTier func(t *testing.T) tier.Tier) {
 		}
 		if n, _ := c.Len(ctx, now.Add(-time.Hour)); n != 0 {
 			t.Fatalf("Len after Clear = %d", n)
+		}
+	})
+	t.Run("TTLs", func(t *testing.T) {
+		tr := newTier(t)
+		own := rec("own", 1, time.Hour)
+		own.TTL = 3 * time.Hour
+		_ = tr.Set(ctx, own)
+		_ = tr.Set(ctx, rec("default", 2, time.Hour))
+		_ = tr.Set(ctx, rec("dead", 3, -time.Second))
+		got, err := tr.TTLs(ctx, []string{"own", "default", "dead", "ghost"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got["own"] != 3*time.Hour || got["default"] != 0 {
+			t.Fatalf("TTLs = %v, want own: 3h, default: 0", got)
+		}
+		if got, err := tr.TTLs(ctx, nil, now); err != nil || len(got) != 0 {
+			t.Fatalf("TTLs(nil) = %v, %v", got, err)
+		}
+	})
+	t.Run("Reap", func(t *testing.T) {
+		tr := newTier(t)
+		_ = tr.Set(ctx, rec("live", 1, time.Hour))
+		_ = tr.Set(ctx, rec("dead", 2, -time.Second))
+		n, err := tr.Reap(ctx, now)
+		if err != nil || n != 1 {
+			t.Fatalf("Reap = %d, %v; want 1", n, err)
+		}
+		mustGet(t, tr, "live", now)
+		if n, _ := tr.Len(ctx, now.Add(-time.Hour)); n != 1 {
+			t.Fatalf("Len after Reap = %d, want 1", n)
 		}
 	})
 }

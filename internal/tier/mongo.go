@@ -16,14 +16,6 @@ import (
 	"github.com/sessionstore/sessionstore/codec"
 )
 
-var _ interface {
-	Tier
-	Counter
-	Iterator
-	Clearer
-	BatchToucher
-} = (*Mongo)(nil)
-
 // Field names of a session document: {_id, expires, session, rev, ttl}.
 // The first three are the shape express-session stores write.
 const (
@@ -41,13 +33,13 @@ type MongoOptions struct {
 	Format codec.Format
 	// Prefix scopes Len, All and Clear to the ids that start with it.
 	Prefix string
-	// TouchWriteConcern is used by Touch and TouchMany. Nil means w:1:
-	// a lost extension costs little.
+	// TouchWriteConcern is used by TouchMany. Nil means w:1: a lost
+	// extension costs little.
 	TouchWriteConcern *writeconcern.WriteConcern
-	// MinExtension makes Touch and TouchMany leave a document whose
+	// TouchAfter makes TouchMany leave a document whose
 	// expiry would move forward by less than it (connect-mongo's
 	// touchAfter). Zero extends by any amount.
-	MinExtension time.Duration
+	TouchAfter time.Duration
 }
 
 // Mongo is the authoritative tier: one MongoDB collection holding a
@@ -55,11 +47,11 @@ type MongoOptions struct {
 // documents are never returned whether or not a TTL index exists or has
 // run. Mongo is safe for concurrent use.
 type Mongo struct {
-	coll    *mongo.Collection
-	touches *mongo.Collection // coll with the touch write concern
-	format  codec.Format
-	scope   bson.D // filter selecting the documents Len, All and Clear see
-	minGain time.Duration
+	coll       *mongo.Collection
+	touches    *mongo.Collection // coll with the touch write concern
+	format     codec.Format
+	scope      bson.D // filter selecting the documents Len, All and Clear see
+	touchAfter time.Duration
 }
 
 // NewMongo returns a tier over coll. A nil opts means the defaults.
@@ -81,11 +73,11 @@ func NewMongo(coll *mongo.Collection, opts *MongoOptions) (*Mongo, error) {
 		wc = writeconcern.W1()
 	}
 	m := &Mongo{
-		coll:    coll,
-		touches: coll.Database().Collection(coll.Name(), options.Collection().SetWriteConcern(wc)),
-		format:  o.Format,
-		scope:   bson.D{},
-		minGain: max(o.MinExtension, 0),
+		coll:       coll,
+		touches:    coll.Database().Collection(coll.Name(), options.Collection().SetWriteConcern(wc)),
+		format:     o.Format,
+		scope:      bson.D{},
+		touchAfter: max(o.TouchAfter, 0),
 	}
 	if o.Prefix != "" {
 		m.scope = bson.D{{Key: fieldID, Value: bson.Regex{Pattern: "^" + regexp.QuoteMeta(o.Prefix)}}}
@@ -231,27 +223,19 @@ func earlier(t time.Time) bson.E {
 }
 
 // extendable matches documents live at now whose expiry is at least
-// MinExtension before t: a touch never shortens a session nor revives an
+// TouchAfter before t: a touch never shortens a session nor revives an
 // expired one.
 func (m *Mongo) extendable(t, now time.Time) bson.E {
 	return bson.E{Key: fieldExpires, Value: bson.D{
 		{Key: "$gt", Value: bson.NewDateTimeFromTime(now)},
-		{Key: "$lt", Value: bson.NewDateTimeFromTime(t.Add(-m.minGain))},
+		{Key: "$lt", Value: bson.NewDateTimeFromTime(t.Add(-m.touchAfter))},
 	}}
 }
 
-// Touch moves id's expiry to expires if the document is live at now and
-// expires is later. It never creates a document.
-func (m *Mongo) Touch(ctx context.Context, id string, expires, now time.Time) error {
-	_, err := m.touches.UpdateOne(ctx, bson.D{{Key: fieldID, Value: id}, m.extendable(expires, now)}, touchUpdate(expires))
-	if err != nil {
-		return fmt.Errorf("sessionstore: mongodb touch: %w", err)
-	}
-	return nil
-}
-
-// TouchMany does what Touch does for every id, in one updateMany
-// command.
+// TouchMany moves the expiry of every id live at now to expires, in one
+// updateMany command, where that moves it forward by at least
+// TouchAfter. It never shortens an expiry and never creates or revives
+// a document. It reports how many documents it changed.
 func (m *Mongo) TouchMany(ctx context.Context, ids []string, expires, now time.Time) (int64, error) {
 	if len(ids) == 0 {
 		return 0, nil

@@ -1,0 +1,50 @@
+// Package tier holds the storage tiers behind a session store: [Memory], a
+// bounded in-process LRU, and [Mongo], the authoritative MongoDB collection.
+// Tiers move encoded [Record] values and never see the session type; the
+// engine that uses them declares the interfaces it needs.
+package tier
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors shared by every tier. Tiers wrap them with detail; test
+// with errors.Is.
+var (
+	// ErrNotFound reports a session that does not exist or has expired.
+	// Besides errors.Is, it can be recognised without importing this
+	// package: it has a method NotFound() bool that returns true.
+	ErrNotFound error = notFound{}
+	// ErrCorrupt reports a stored document that cannot be read as a session.
+	ErrCorrupt = errors.New("sessionstore: corrupt session document")
+	// ErrTooLarge reports a payload over the configured size limit.
+	ErrTooLarge = errors.New("sessionstore: session payload too large")
+)
+
+type notFound struct{}
+
+func (notFound) Error() string  { return "sessionstore: session not found" }
+func (notFound) NotFound() bool { return true }
+
+// Record is one encoded session.
+type Record struct {
+	// ID is the session's key in the tier, prefix included.
+	ID string
+	// Payload is the codec's output. A tier takes ownership of the
+	// payload it is given and hands out slices that callers must not
+	// modify.
+	Payload []byte
+	// Expires is when the session stops being readable.
+	Expires time.Time
+	// TTL is the session's own lifetime, kept so that a touch can extend
+	// it without decoding the payload. Zero means the store's default.
+	TTL time.Duration
+	// Synced is when the record was last read from or written to the
+	// authoritative tier. The memory tier keeps it; the Mongo tier
+	// ignores it.
+	Synced time.Time
+}
+
+// Live reports whether r has not expired at now.
+func (r *Record) Live(now time.Time) bool { return now.Before(r.Expires) }
