@@ -8,8 +8,8 @@ import (
 	"net/http/httptest"
 	"sync"
 
-	"github.com/sessionstore/sessionstore/httpsession"
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/httpsession"
 )
 
 // Visits is what this example keeps in a session.

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/sessionstore/sessionstore/httpsession"
 	"github.com/sessionstore/sessionstore"
+	"github.com/sessionstore/sessionstore/httpsession"
 )
 
 // fakeStore is an in-memory httpsession.Store that records its calls.

@@ -63,4 +63,3 @@ func TestStopReturnsByDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
