@@ -38,8 +38,8 @@ func (e *Engine) startIndex(ctx context.Context) (*indexState, error) {
 		return ix, nil
 	}
 	err := e.bg.Go("index setup", func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, e.cfg.IndexTimeout)
-		d, err := e.ensureIndex(ctx)
+		setup, cancel := context.WithTimeout(ctx, e.cfg.IndexTimeout)
+		d, err := e.ensureIndex(setup)
 		cancel()
 		if err != nil {
 			// Only Auto gets here (Off sends nothing, Require fails New).
