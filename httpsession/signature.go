@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"hash"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 )
@@ -56,8 +57,8 @@ func CookieValue(id, secret string) string {
 // package express-session uses, it URL-decodes the value and, if that
 // fails, tries the value as it is.
 func ParseCookieValue(value string, secrets []string) (id string, ok bool) {
-	if decoded, ok := appendUnescaped(nil, value); ok {
-		value = string(decoded)
+	if decoded, err := url.PathUnescape(value); err == nil {
+		value = decoded
 	}
 	return Unsign(value, secrets)
 }
@@ -249,31 +250,35 @@ func isEncoded(s string, b []byte) bool {
 }
 
 // unreserved reports whether encodeURIComponent leaves c as it is.
-func unreserved(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+func unreserved(c byte) bool { return unreservedBytes[c] }
+
+// unreservedBytes lists the bytes encodeURIComponent leaves as they are:
+// A-Z, a-z, 0-9 and -_.!~*'().
+var unreservedBytes = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-_.!~*'()", byte(c)) >= 0
 	}
-	return strings.IndexByte("-_.!~*'()", c) >= 0
-}
+	return t
+}()
 
 // appendUnescaped appends s to dst with each %XX escape decoded, as
 // url.PathUnescape decodes it. If s has a malformed escape, it returns
 // dst unchanged and false.
 func appendUnescaped(dst []byte, s string) ([]byte, bool) {
 	n := len(dst)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '%' {
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return dst[:n], false
-			}
-			c = unhex(s[i+1])<<4 | unhex(s[i+2])
-			i += 2
+	for {
+		i := strings.IndexByte(s, '%')
+		if i < 0 {
+			return append(dst, s...), true
 		}
-		dst = append(dst, c)
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return dst[:n], false
+		}
+		dst = append(dst, s[:i]...)
+		dst = append(dst, unhex(s[i+1])<<4|unhex(s[i+2]))
+		s = s[i+3:]
 	}
-	return dst, true
 }
 
 func isHex(c byte) bool {
