@@ -111,6 +111,19 @@ func newKeyring(secrets []string) *keyring {
 	return k
 }
 
+// maxPooledBuf bounds the scratch buffer a pooled macState keeps, so that
+// one huge cookie does not pin its size in the pool. Browsers send at
+// most 4096 bytes per cookie.
+const maxPooledBuf = 4 << 10
+
+// put returns st to the pool.
+func (k *keyring) put(st *macState) {
+	if cap(st.buf) > maxPooledBuf {
+		st.buf = nil
+	}
+	k.pool.Put(st)
+}
+
 // signature returns the signature of msg with secret i, in st.sig.
 func (k *keyring) signature(st *macState, i int, msg []byte) []byte {
 	mac := st.macs[i]
@@ -134,7 +147,7 @@ func (k *keyring) signature(st *macState, i int, msg []byte) []byte {
 // anew. A valid value in CookieValue's form costs no allocation.
 func (k *keyring) verify(raw string) (id, resend string, ok bool) {
 	st := k.pool.Get().(*macState)
-	defer k.pool.Put(st)
+	defer k.put(st)
 	var decoded bool
 	if st.buf, decoded = appendUnescaped(st.buf[:0], raw); !decoded {
 		st.buf = append(st.buf[:0], raw...)
@@ -163,7 +176,7 @@ func (k *keyring) verify(raw string) (id, resend string, ok bool) {
 // cookie returns prefix + CookieValue(id, first secret) + suffix.
 func (k *keyring) cookie(prefix, id, suffix string) string {
 	st := k.pool.Get().(*macState)
-	defer k.pool.Put(st)
+	defer k.put(st)
 	st.buf = append(st.buf[:0], id...)
 	sig := k.signature(st, 0, st.buf)
 	var b strings.Builder
