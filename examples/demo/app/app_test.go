@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -98,5 +99,25 @@ func TestLogLevels(t *testing.T) {
 		!strings.HasPrefix(lines[1], `level=DEBUG msg="existing session" something=`) ||
 		strings.TrimPrefix(lines[0], "level=INFO msg=\"new session\"") != strings.TrimPrefix(lines[1], "level=DEBUG msg=\"existing session\"") {
 		t.Errorf("log:\n%s\nwant a new session at INFO, then the same one at DEBUG", buf.String())
+	}
+}
+
+// BenchmarkReturningRequest is a request with a returning session through
+// the whole app, logging as a service would: text, at Info level.
+func BenchmarkReturningRequest(b *testing.B) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := app.New(&memStore{m: make(map[string]app.Session)}, "keyboard cat", logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }
