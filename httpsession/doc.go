@@ -13,9 +13,11 @@
 // the unpadded standard base64 of HMAC-SHA256(secret, id), URL-encoded the
 // way JavaScript's encodeURIComponent does it. [Sign], [Unsign],
 // [CookieValue] and [ParseCookieValue] expose the format. The first secret
-// signs; every secret verifies, so secrets can be rotated. A cookie that is
-// malformed, badly signed or names a missing session gives the request a
-// fresh session; it is never an error.
+// signs; every secret verifies, so secrets can be rotated. When the
+// response sends back the cookie the request brought, it sends the value
+// already verified, signing it anew only if an older secret signed it. A
+// cookie that is malformed, badly signed or names a missing session gives
+// the request a fresh session; it is never an error.
 //
 // # Saving
 //

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -81,11 +82,17 @@ type Options struct {
 // use.
 type Manager[T any] struct {
 	// All fields are set by New and read-only after.
-	store   Store[T]
-	opts    Options // defaults filled in, Secrets copied
-	maxAge  int     // Max-Age attribute in seconds; 0 omits it
-	logger  *slog.Logger
-	onError func(w http.ResponseWriter, r *http.Request, err error)
+	store  Store[T]
+	opts   Options // defaults filled in, Secrets copied
+	maxAge int     // Max-Age attribute in seconds; 0 omits it
+	keys   *keyring
+	// A session cookie's Set-Cookie header is cookiePrefix + value +
+	// cookieSuffix, as http.Cookie.String formats it.
+	cookiePrefix  string
+	cookieSuffix  string
+	expiredCookie string // the Set-Cookie header that deletes the cookie
+	logger        *slog.Logger
+	onError       func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // New returns a Manager that keeps sessions in store. It reports an error
@@ -119,9 +126,17 @@ func New[T any](store Store[T], opts *Options) (*Manager[T], error) {
 	if m.opts.Path == "" {
 		m.opts.Path = "/"
 	}
-	if err := m.cookie("x").Valid(); err != nil {
+	c := m.cookie("")
+	if err := c.Valid(); err != nil {
 		return nil, fmt.Errorf("httpsession: invalid cookie options: %w", err)
 	}
+	// String writes the name, "=", the value and then the attributes, so
+	// formatting with an empty value gives the parts around any value.
+	m.cookiePrefix = m.opts.CookieName + "="
+	m.cookieSuffix = strings.TrimPrefix(c.String(), m.cookiePrefix)
+	c.MaxAge, c.Expires = -1, time.Unix(0, 0)
+	m.expiredCookie = c.String()
+	m.keys = newKeyring(m.opts.Secrets)
 	m.logger = m.opts.Logger
 	if m.logger == nil {
 		m.logger = slog.New(slog.DiscardHandler)
@@ -174,8 +189,8 @@ type contextKey[T any] struct{}
 func (m *Manager[T]) load(r *http.Request) (*Session[T], error) {
 	s := &Session[T]{m: m}
 	for _, c := range r.CookiesNamed(m.opts.CookieName) {
-		if id, ok := ParseCookieValue(c.Value, m.opts.Secrets); ok {
-			s.cookieID = id
+		if id, value, ok := m.keys.verify(c.Value); ok {
+			s.cookieID, s.cookieValue = id, value
 			break
 		}
 		m.logger.DebugContext(r.Context(), "httpsession: ignoring session cookie with an invalid signature")
@@ -194,6 +209,16 @@ func (m *Manager[T]) load(r *http.Request) (*Session[T], error) {
 		return nil, fmt.Errorf("httpsession: load session: %w", err)
 	}
 	return s, nil
+}
+
+// setCookie returns the Set-Cookie header that gives the client s's id:
+// the cookie the request brought, if it names that id and the first
+// secret signed it, or else a newly signed one.
+func (m *Manager[T]) setCookie(s *Session[T]) string {
+	if s.id == s.cookieID && s.cookieValue != "" {
+		return m.cookiePrefix + s.cookieValue + m.cookieSuffix
+	}
+	return m.keys.cookie(m.cookiePrefix, s.id, m.cookieSuffix)
 }
 
 // cookie returns the session cookie carrying value.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 )
 
 // Session is one request's session, from [FromContext].
@@ -21,6 +20,7 @@ type Session[T any] struct {
 	// The fields below are owned by the goroutine serving the request.
 	id          string // current id; "" until needed for a fresh session
 	cookieID    string // id from the request's valid cookie, or ""
+	cookieValue string // that cookie's value to send back; "" to sign anew
 	value       T
 	loaded      bool // the session came from the store
 	stored      bool // the store holds id
@@ -121,9 +121,7 @@ func (s *Session[T]) commit(ctx context.Context, h http.Header) error {
 	s.committed = true
 	m := s.m
 	if s.destroyed {
-		c := m.cookie("")
-		c.MaxAge, c.Expires = -1, time.Unix(0, 0)
-		h.Add("Set-Cookie", c.String())
+		h.Add("Set-Cookie", m.expiredCookie)
 		if !s.stored {
 			return nil
 		}
@@ -146,7 +144,7 @@ func (s *Session[T]) commit(ctx context.Context, h http.Header) error {
 		return nil
 	}
 	if s.id != s.cookieID || m.opts.Rolling || (m.maxAge > 0 && s.modified) {
-		h.Add("Set-Cookie", m.cookie(CookieValue(s.id, m.opts.Secrets[0])).String())
+		h.Add("Set-Cookie", m.setCookie(s))
 	}
 	return nil
 }

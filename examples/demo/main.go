@@ -5,8 +5,9 @@
 // GET / answers OK. Every request has a session, in the cookie connect.sid
 // (HttpOnly, SameSite=Strict, seven days, restarted by every response); a
 // new session gets a random "something", and each request logs whether its
-// session is new or existing. A returning session is not rewritten: the
-// store extends its expiry in batched touches.
+// session is new (at Info level) or existing (at Debug level). A returning
+// session is not rewritten: the store extends its expiry in batched
+// touches.
 //
 // Run it from the repository root with
 //
@@ -22,6 +23,8 @@
 //	FERRETDB_ADDR       embedded FerretDB's address (default 127.0.0.1:27018)
 //	DEMO_DATA_DIR       embedded FerretDB's SQLite directory, kept across
 //	                    restarts (default ./.ferretdb-data)
+//	LOG_LEVEL           the demo's log level (default info; debug also logs
+//	                    each returning session)
 //	FERRETDB_LOG_LEVEL  embedded FerretDB's log level (default error)
 //	PORT                HTTP port (default 3000)
 //	SESSION_SECRET      cookie signing secret (default a random one, which
@@ -59,7 +62,12 @@ const (
 )
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var level slog.LevelVar // Info
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
+	if err := level.UnmarshalText([]byte(getenv("LOG_LEVEL", "info"))); err != nil {
+		logger.Error("demo: LOG_LEVEL: " + err.Error())
+		os.Exit(1)
+	}
 	if err := run(logger); err != nil {
 		logger.Error("demo: " + err.Error())
 		os.Exit(1)

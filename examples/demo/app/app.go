@@ -43,7 +43,8 @@ type Cookie struct {
 // express-session's defaults and the npm demo's cookie settings, then a
 // middleware that gives each new session a random "something", then
 // GET / answering OK. secret signs the session cookie; logger receives a
-// line per request saying whether its session is new (nil discards them).
+// line per request: at Info level for a new session, at Debug level for a
+// returning one (nil discards them).
 func New(store httpsession.Store[Session], secret string, logger *slog.Logger) (http.Handler, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -71,6 +72,9 @@ func New(store httpsession.Store[Session], secret string, logger *slog.Logger) (
 // something gives a session without a "something" a random one, which
 // saves the session, and logs whether the session is new or existing. An
 // existing session is left unchanged, so the middleware only touches it.
+// New sessions are logged at Info level and returning ones, the bulk of
+// the traffic, at Debug level, where a production logger drops them
+// before formatting anything.
 func something(next http.Handler, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := httpsession.FromContext[Session](r.Context())
@@ -86,11 +90,13 @@ func something(next http.Handler, logger *slog.Logger) http.Handler {
 			}
 			s.Set(v)
 		}
-		msg := "existing session"
+		level, msg := slog.LevelDebug, "existing session"
 		if s.IsNew() {
-			msg = "new session"
+			level, msg = slog.LevelInfo, "new session"
 		}
-		logger.InfoContext(r.Context(), msg, "something", v.Something, "path", r.URL.Path)
+		// LogAttrs boxes nothing, so a dropped line costs only the level
+		// check.
+		logger.LogAttrs(r.Context(), level, msg, slog.String("something", v.Something), slog.String("path", r.URL.Path))
 		next.ServeHTTP(w, r)
 	})
 }

@@ -1,0 +1,123 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sessionstore/sessionstore/examples/demo/app"
+)
+
+// memStore is an in-memory httpsession.Store[app.Session].
+type memStore struct {
+	mu sync.Mutex // protects m
+	m  map[string]app.Session
+}
+
+// errNotFound is what memStore.Get returns for a missing session.
+type errNotFound struct{}
+
+func (errNotFound) Error() string  { return "not found" }
+func (errNotFound) NotFound() bool { return true }
+
+func (s *memStore) Get(_ context.Context, id string) (app.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[id]
+	if !ok {
+		return app.Session{}, errNotFound{}
+	}
+	return v, nil
+}
+
+func (s *memStore) Set(_ context.Context, id string, v app.Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[id] = v
+	return nil
+}
+
+func (s *memStore) Touch(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[id]; !ok {
+		return errors.New("touch of a missing session")
+	}
+	return nil
+}
+
+func (s *memStore) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+	return nil
+}
+
+// TestLogLevels checks that a new session is logged at Info level and a
+// returning one at Debug level.
+func TestLogLevels(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		// Drop the time, so that lines compare.
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	h, err := app.New(&memStore{m: make(map[string]app.Session)}, "keyboard cat", logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cookie *http.Cookie
+	for range 2 {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET / answered %d", rec.Code)
+		}
+		for _, c := range rec.Result().Cookies() {
+			cookie = c
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], `level=INFO msg="new session" something=`) ||
+		!strings.HasPrefix(lines[1], `level=DEBUG msg="existing session" something=`) ||
+		strings.TrimPrefix(lines[0], "level=INFO msg=\"new session\"") != strings.TrimPrefix(lines[1], "level=DEBUG msg=\"existing session\"") {
+		t.Errorf("log:\n%s\nwant a new session at INFO, then the same one at DEBUG", buf.String())
+	}
+}
+
+// BenchmarkReturningRequest is a request with a returning session through
+// the whole app, logging as a service would: text, at Info level.
+func BenchmarkReturningRequest(b *testing.B) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := app.New(&memStore{m: make(map[string]app.Session)}, "keyboard cat", logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
