@@ -185,8 +185,21 @@ func (s *Store[T]) Get(ctx context.Context, id string) (T, error) {
 }
 
 func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string) (T, error) {
+	rec, key, hit, err := s.eng.Cached(op, id)
+	switch {
+	case err != nil:
+		var zero T
+		return zero, err
+	case hit:
+		return s.decode(rec.Payload)
+	}
+	return s.load(ctx, op, key)
+}
+
+// load answers a Get that missed memory.
+func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string) (T, error) {
 	var v T
-	rec, mine, err := s.eng.Get(ctx, op, id, func(p []byte) error {
+	rec, mine, err := s.eng.Load(ctx, op, key, func(p []byte) error {
 		var err error
 		v, err = s.decode(p)
 		return err

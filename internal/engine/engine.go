@@ -231,23 +231,28 @@ type loaded struct {
 	checked bool // check ran on rec's payload
 }
 
-// Get returns session id's record: from memory when it is fresh there,
-// else from the authoritative tier in one read shared by every concurrent
-// caller. check validates a payload read from the server before it is
-// cached; it runs once per read, on the goroutine of the caller that
-// started it, and mine reports that this caller's check ran on the
-// returned payload, so it need not decode it again. If ctx ends first,
-// Get returns at once; the shared read goes on, bounded by LoadTimeout.
-func (e *Engine) Get(ctx context.Context, op *observe.Operation, id string, check func([]byte) error) (rec tier.Record, mine bool, err error) {
-	key, err := e.open(id)
-	if err != nil {
-		return tier.Record{}, false, err
+// Cached validates id and returns it with the prefix as key, and its
+// record when memory holds it live and synced with the server less than
+// MaxCacheAge ago (a hit). On a miss, call Load with key.
+func (e *Engine) Cached(op *observe.Operation, id string) (rec tier.Record, key string, hit bool, err error) {
+	if key, err = e.open(id); err != nil {
+		return tier.Record{}, "", false, err
 	}
 	if rec, ok := e.cached(key, e.cfg.Now()); ok {
 		op.Hit()
-		return rec, false, nil
+		return rec, key, true, nil
 	}
 	op.Miss()
+	return tier.Record{}, key, false, nil
+}
+
+// Load reads key from the authoritative tier in one read shared by every
+// concurrent caller. check validates the payload read before it is
+// cached; it runs once per read, on the goroutine of the caller that
+// started it, and mine reports that this caller's check ran on the
+// returned payload, so it need not decode it again. If ctx ends first,
+// Load returns at once; the shared read goes on, bounded by LoadTimeout.
+func (e *Engine) Load(ctx context.Context, op *observe.Operation, key string, check func([]byte) error) (rec tier.Record, mine bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return tier.Record{}, false, err
 	}

@@ -95,23 +95,32 @@ func op(t *testing.T, cfg engine.Config) *observe.Operation {
 
 func accept([]byte) error { return nil }
 
+// get is a Get as the Store makes it: memory first, else a shared load.
+func get(e *engine.Engine, ctx context.Context, o *observe.Operation, id string, check func([]byte) error) (tier.Record, bool, error) {
+	rec, key, hit, err := e.Cached(o, id)
+	if err != nil || hit {
+		return rec, false, err
+	}
+	return e.Load(ctx, o, key, check)
+}
+
 func TestGetLoadsOnceThenHits(t *testing.T) {
 	clk := newClock()
 	cfg := config(t, clk)
 	db := &tiertest.Fake{}
 	e := start(t, cfg, db)
 	ctx := context.Background()
-	if _, _, err := e.Get(ctx, op(t, cfg), "a", accept); !errors.Is(err, tier.ErrNotFound) {
+	if _, _, err := get(e, ctx, op(t, cfg), "a", accept); !errors.Is(err, tier.ErrNotFound) {
 		t.Fatalf("Get of a missing session = %v, want ErrNotFound", err)
 	}
 	_ = db.Set(ctx, tier.Record{ID: "a", Payload: []byte("v1"), Expires: clk.Now().Add(time.Hour)})
 	checks := 0
 	check := func(p []byte) error { checks++; return nil }
-	rec, mine, err := e.Get(ctx, op(t, cfg), "a", check)
+	rec, mine, err := get(e, ctx, op(t, cfg), "a", check)
 	if err != nil || string(rec.Payload) != "v1" || !mine || checks != 1 {
 		t.Fatalf("first Get = %q, mine %t, %v, %d checks; want v1, mine, 1 check", rec.Payload, mine, err, checks)
 	}
-	rec, mine, err = e.Get(ctx, op(t, cfg), "a", check)
+	rec, mine, err = get(e, ctx, op(t, cfg), "a", check)
 	if err != nil || string(rec.Payload) != "v1" || mine || checks != 1 {
 		t.Fatalf("second Get = %q, mine %t, %v, %d checks; want v1 from memory", rec.Payload, mine, err, checks)
 	}
@@ -120,12 +129,12 @@ func TestGetLoadsOnceThenHits(t *testing.T) {
 	}
 	// Past MaxCacheAge memory is not trusted.
 	clk.Add(time.Minute)
-	if _, _, err := e.Get(ctx, op(t, cfg), "a", accept); err != nil || db.Calls("get") != 3 {
+	if _, _, err := get(e, ctx, op(t, cfg), "a", accept); err != nil || db.Calls("get") != 3 {
 		t.Fatalf("Get after MaxCacheAge: %v, %d reads; want a third read", err, db.Calls("get"))
 	}
 	// An expired record is not served from memory.
 	clk.Add(time.Hour)
-	if _, _, err := e.Get(ctx, op(t, cfg), "a", accept); !errors.Is(err, tier.ErrNotFound) {
+	if _, _, err := get(e, ctx, op(t, cfg), "a", accept); !errors.Is(err, tier.ErrNotFound) {
 		t.Fatalf("Get of an expired session = %v", err)
 	}
 }
@@ -154,7 +163,7 @@ func TestColdGetsCollapse(t *testing.T) {
 	for range 100 {
 		wg.Go(func() {
 			o := op(t, cfg)
-			_, m, err := e.Get(context.Background(), o, "a", func([]byte) error { checks.Add(1); return nil })
+			_, m, err := get(e, context.Background(), o, "a", func([]byte) error { checks.Add(1); return nil })
 			if err != nil {
 				t.Error(err)
 			}
@@ -196,7 +205,7 @@ func TestLoadRacingSetKeepsTheWrite(t *testing.T) {
 	e := start(t, cfg, db)
 	done := make(chan []byte)
 	go func() {
-		rec, _, _ := e.Get(ctx, op(t, cfg), "a", accept)
+		rec, _, _ := get(e, ctx, op(t, cfg), "a", accept)
 		done <- rec.Payload
 	}()
 	<-reading
@@ -205,7 +214,7 @@ func TestLoadRacingSetKeepsTheWrite(t *testing.T) {
 	}
 	close(release)
 	<-done // old or new: it began before the Set ended
-	rec, _, err := e.Get(ctx, op(t, cfg), "a", accept)
+	rec, _, err := get(e, ctx, op(t, cfg), "a", accept)
 	if err != nil || string(rec.Payload) != "new" {
 		t.Fatalf("Get after the Set = %q, %v; want new", rec.Payload, err)
 	}
@@ -220,7 +229,7 @@ func TestCorruptIsNeverCached(t *testing.T) {
 	e := start(t, cfg, db)
 	bad := errors.New("corrupt")
 	for range 2 {
-		if _, _, err := e.Get(ctx, op(t, cfg), "a", func([]byte) error { return bad }); !errors.Is(err, bad) {
+		if _, _, err := get(e, ctx, op(t, cfg), "a", func([]byte) error { return bad }); !errors.Is(err, bad) {
 			t.Fatalf("Get = %v, want the check's error", err)
 		}
 	}
@@ -238,7 +247,7 @@ func TestBadInput(t *testing.T) {
 	e := start(t, cfg, db)
 	ctx := context.Background()
 	for _, id := range []string{"", strings.Repeat("x", engine.MaxIDLength), "a\xff"} {
-		if _, _, err := e.Get(ctx, op(t, cfg), id, accept); !errors.Is(err, engine.ErrInvalidID) {
+		if _, _, err := get(e, ctx, op(t, cfg), id, accept); !errors.Is(err, engine.ErrInvalidID) {
 			t.Errorf("Get(%q) = %v", id, err)
 		}
 		if err := e.Set(ctx, id, nil, 0, time.Time{}); !errors.Is(err, engine.ErrInvalidID) {
@@ -256,7 +265,7 @@ func TestBadInput(t *testing.T) {
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, _, err := e.Get(cancelled, op(t, cfg), "a", accept); !errors.Is(err, context.Canceled) {
+	if _, _, err := get(e, cancelled, op(t, cfg), "a", accept); !errors.Is(err, context.Canceled) {
 		t.Errorf("Get with a cancelled context = %v", err)
 	}
 	if err := e.Set(cancelled, "a", nil, 0, time.Time{}); !errors.Is(err, context.Canceled) {
@@ -284,7 +293,7 @@ func TestGetReturnsWhenItsContextEnds(t *testing.T) {
 	e := start(t, cfg, db)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, _, err := e.Get(ctx, op(t, cfg), "a", accept); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := get(e, ctx, op(t, cfg), "a", accept); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Get = %v, want its deadline", err)
 	}
 }
@@ -323,13 +332,13 @@ func TestSetDeleteAndFailedWrites(t *testing.T) {
 	}
 	fail.Store(false)
 	reads := db.Calls("get")
-	if rec, _, err := e.Get(ctx, op(t, cfg), "a", accept); err != nil || string(rec.Payload) != "v2" || db.Calls("get") != reads+1 {
+	if rec, _, err := get(e, ctx, op(t, cfg), "a", accept); err != nil || string(rec.Payload) != "v2" || db.Calls("get") != reads+1 {
 		t.Fatalf("Get after a failed Set = %q, %v; want v2 read from the server", rec.Payload, err)
 	}
 	if err := e.Delete(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.Get(ctx, op(t, cfg), "a", accept); !errors.Is(err, tier.ErrNotFound) {
+	if _, _, err := get(e, ctx, op(t, cfg), "a", accept); !errors.Is(err, tier.ErrNotFound) {
 		t.Fatalf("Get after Delete = %v", err)
 	}
 }
@@ -366,7 +375,7 @@ func TestLenAllClearWithPrefix(t *testing.T) {
 	if err := e.Clear(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.Get(ctx, op(t, cfg), "0", accept); !errors.Is(err, tier.ErrNotFound) {
+	if _, _, err := get(e, ctx, op(t, cfg), "0", accept); !errors.Is(err, tier.ErrNotFound) {
 		t.Fatalf("Get after Clear = %v", err)
 	}
 	if _, ok := db.Record("other:x"); !ok {
@@ -382,7 +391,7 @@ func TestClosed(t *testing.T) {
 	if err := e.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.Get(ctx, op(t, cfg), "a", accept); !errors.Is(err, engine.ErrClosed) {
+	if _, _, err := get(e, ctx, op(t, cfg), "a", accept); !errors.Is(err, engine.ErrClosed) {
 		t.Errorf("Get after Close = %v", err)
 	}
 	if err := e.Touch("a", time.Time{}); !errors.Is(err, engine.ErrClosed) {

@@ -32,7 +32,7 @@ func TestTouchFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := clk.Now().Add(time.Hour).Truncate(time.Second).Add(time.Second)
-	if rec, _, _ := e.Get(ctx, op(t, cfg), "a", accept); !rec.Expires.Equal(want) {
+	if rec, _, _ := get(e, ctx, op(t, cfg), "a", accept); !rec.Expires.Equal(want) {
 		t.Fatalf("memory expires at %v, want %v", rec.Expires, want)
 	}
 	if err := e.Touch("a", time.Time{}); err != nil { // same rounded expiry: skipped
@@ -222,7 +222,7 @@ func TestRestoreWithoutRoomDropsTheCachedCopy(t *testing.T) {
 	}
 	db.Before = nil
 	reads := db.Calls("get")
-	_, _, _ = e.Get(ctx, op(t, cfg), "a", accept)
+	_, _, _ = get(e, ctx, op(t, cfg), "a", accept)
 	if db.Calls("get") != reads+1 {
 		t.Fatal("a session whose touch was dropped is still served from memory")
 	}
