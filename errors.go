@@ -12,6 +12,11 @@ var (
 	// ErrCorrupt is returned when a stored session cannot be decoded. The
 	// document is left in place and is not cached.
 	ErrCorrupt = tier.ErrCorrupt
+	// ErrExists is returned by Create when the id is stored already.
+	ErrExists = tier.ErrExists
+	// ErrConflict is returned by Update when the session kept changing
+	// under it for UpdateAttempts attempts.
+	ErrConflict = tier.ErrConflict
 	// ErrTooLarge is returned by Set when the encoded session is larger
 	// than Options.MaxPayload.
 	ErrTooLarge = tier.ErrTooLarge

@@ -31,6 +31,7 @@ const (
 	DefaultMaxPendingTouches = 100_000
 	DefaultIndexTimeout      = 30 * time.Second
 	DefaultReapInterval      = time.Minute
+	DefaultUpdateAttempts    = 10
 
 	// MaxIDLength is the longest id, prefix included, in bytes.
 	MaxIDLength = engine.MaxIDLength
@@ -90,6 +91,10 @@ type Options[T any] struct {
 	// WriteTimeout bounds each background database call: every command
 	// of a touch flush, and each reaper pass. Default 10s.
 	WriteTimeout time.Duration
+
+	// UpdateAttempts is how many conditional writes an Update tries
+	// before it returns ErrConflict. Default 10.
+	UpdateAttempts int
 
 	// TouchInterval is how often buffered touches are written. Default 1s.
 	TouchInterval time.Duration
@@ -156,6 +161,7 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 	setDefault(&c.MaxPendingTouches, DefaultMaxPendingTouches)
 	setDefault(&c.IndexTimeout, DefaultIndexTimeout)
 	setDefault(&c.ReapInterval, DefaultReapInterval)
+	setDefault(&c.UpdateAttempts, DefaultUpdateAttempts)
 	if c.Codec == nil {
 		c.Codec = codec.MsgPack[T]{}
 	}
@@ -181,6 +187,7 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 		{"MaxPendingTouches", c.MaxPendingTouches < 0},
 		{"IndexTimeout", c.IndexTimeout < 0},
 		{"ReapInterval", c.ReapInterval < 0},
+		{"UpdateAttempts", c.UpdateAttempts < 0},
 		{"TTLIndex", c.TTLIndex != ttl.Auto && c.TTLIndex != ttl.Off && c.TTLIndex != ttl.Require},
 		{"Prefix", len(c.Prefix) >= MaxIDLength || strings.ContainsRune(c.Prefix, 0)},
 	} {

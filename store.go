@@ -25,12 +25,13 @@ import (
 // authoritative tier, behind a bounded in-memory cache. A Store is safe for
 // concurrent use. Close it when done: it owns background goroutines.
 type Store[T any] struct {
-	codec   codec.Codec[T]
-	ttlFunc func(T) time.Duration
-	eng     *engine.Engine
-	obs     *observe.Observer
-	coll    *mongo.Collection
-	client  *mongo.Client // non-nil when Open made the client
+	codec    codec.Codec[T]
+	ttlFunc  func(T) time.Duration
+	attempts int // of an Update
+	eng      *engine.Engine
+	obs      *observe.Observer
+	coll     *mongo.Collection
+	client   *mongo.Client // non-nil when Open made the client
 
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
@@ -141,7 +142,7 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 		obs.Close()
 		return nil, err
 	}
-	return &Store[T]{codec: opts.Codec, ttlFunc: opts.TTLFunc, eng: eng, obs: obs, coll: coll, client: client}, nil
+	return &Store[T]{codec: opts.Codec, ttlFunc: opts.TTLFunc, attempts: opts.UpdateAttempts, eng: eng, obs: obs, coll: coll, client: client}, nil
 }
 
 // decode turns a payload into a value the caller owns.
@@ -215,7 +216,10 @@ func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string) 
 }
 
 // Set stores v as session id, in the database first and then in memory,
-// and sets its expiry to now plus its lifetime. If the write fails, the
+// and sets its expiry to now plus its lifetime. It creates or replaces,
+// whatever is stored: to save a session that was read, use Update, which
+// never overwrites a change it did not see nor recreates a deleted
+// session. If the write fails, the
 // new value is not cached, and a cached copy is dropped: after a timeout
 // the server may or may not have applied the write, and the next Get
 // reads what it holds.
@@ -243,9 +247,9 @@ func (s *Store[T]) SetUntil(ctx context.Context, id string, v T, expires time.Ti
 // set stores v with the expiry until, or now plus its lifetime when until
 // is zero.
 func (s *Store[T]) set(ctx context.Context, id string, v T, until time.Time) error {
-	payload, err := s.codec.Encode(v)
+	payload, err := s.encode(v)
 	if err != nil {
-		return fmt.Errorf("sessionstore: cannot encode the session with %T: %w", s.codec, err)
+		return err
 	}
 	return s.eng.Set(ctx, id, payload, s.lifetime(v), until)
 }

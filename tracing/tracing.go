@@ -17,6 +17,8 @@ const ScopeName = "github.com/sessionstore/sessionstore"
 const (
 	SpanGet        = "sessionstore.Get"
 	SpanSet        = "sessionstore.Set"
+	SpanCreate     = "sessionstore.Create"
+	SpanUpdate     = "sessionstore.Update"
 	SpanTouch      = "sessionstore.Touch"
 	SpanDelete     = "sessionstore.Delete"
 	SpanLen        = "sessionstore.Len"
@@ -39,6 +41,9 @@ const (
 	// LoadJoined tells whether a Get joined a database read already in
 	// flight for the same session instead of starting one.
 	LoadJoined = attribute.Key("sessionstore.load.joined")
+	// UpdateAttempts is how many writes an Update tried, conflicts
+	// included.
+	UpdateAttempts = attribute.Key("sessionstore.update.attempts")
 	// FlushSessions is the number of sessions a touch flush wrote.
 	FlushSessions = attribute.Key("sessionstore.flush.sessions")
 	// FlushGroups is the number of expiry groups (one command or more

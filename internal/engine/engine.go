@@ -43,8 +43,17 @@ type Authority interface {
 	// Get returns the record of id live at now, or an error wrapping
 	// tier.ErrNotFound. The payload is the caller's to keep.
 	Get(ctx context.Context, id string, now time.Time) (tier.Record, error)
-	// Set creates or replaces the record rec.ID.
-	Set(ctx context.Context, rec tier.Record) error
+	// Set creates or replaces the record rec.ID, whatever its version,
+	// and returns the version it wrote, or -1 when it does not know it.
+	Set(ctx context.Context, rec tier.Record) (int64, error)
+	// Insert creates rec.ID at version 1, or fails with an error wrapping
+	// tier.ErrExists and changes nothing.
+	Insert(ctx context.Context, rec tier.Record) error
+	// Replace writes rec, at old's version plus one, if the stored
+	// record is still old (same version, and for formats that other
+	// stores write without one, same payload), and reports whether it
+	// was. It never creates a record.
+	Replace(ctx context.Context, old, rec tier.Record) (bool, error)
 	// Delete removes id; a missing id is not an error.
 	Delete(ctx context.Context, id string) error
 	// Len counts the records in scope live at now.
@@ -380,15 +389,80 @@ func (e *Engine) release(key string, st *keyState) {
 // lifetime when life is zero). life is stored with the session when
 // lifetimes are stored.
 func (e *Engine) Set(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time) error {
-	key, err := e.open(id)
+	key, rec, err := e.record(ctx, id, payload, life, until)
 	if err != nil {
 		return err
 	}
+	e.touches.Forget(key) // a touch buffered before must not override this expiry
+	st := e.beginWrite(key)
+	rec.Rev, err = e.db.Set(ctx, rec)
+	e.endWrite(key, st, &rec, err)
+	return err
+}
+
+// Create stores payload as the new session id, like Set, but never
+// overwrites: if id is stored already it fails with an error wrapping
+// ErrExists and changes nothing.
+func (e *Engine) Create(ctx context.Context, id string, payload []byte, life time.Duration) error {
+	key, rec, err := e.record(ctx, id, payload, life, time.Time{})
+	if err != nil {
+		return err
+	}
+	rec.Rev = 1
+	st := e.beginWrite(key)
+	err = e.db.Insert(ctx, rec)
+	if errors.Is(err, tier.ErrExists) {
+		e.endWrite(key, st, nil, nil) // what is stored is not ours to cache
+		return err
+	}
+	e.endWrite(key, st, &rec, err)
+	return err
+}
+
+// Replace stores payload as session key (from Cached) if it is still
+// stored as old, and fails with an error wrapping ErrConflict if it is
+// not: changed or deleted since old was read. It never creates a session.
+// The expiry is set as by Set.
+func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, payload []byte, life time.Duration) (tier.Record, error) {
+	rec, err := e.recordKey(ctx, key, payload, life, time.Time{})
+	if err != nil {
+		return tier.Record{}, err
+	}
+	rec.Rev = old.Rev + 1
+	e.touches.Forget(key)
+	st := e.beginWrite(key)
+	ok, err := e.db.Replace(ctx, old, rec)
+	if err == nil && !ok {
+		err = tier.ErrConflict
+		e.endWrite(key, st, nil, nil) // memory must not answer the retry's read
+		return tier.Record{}, err
+	}
+	e.endWrite(key, st, &rec, err)
+	return rec, err
+}
+
+// record validates a write of payload as session id and returns the key
+// and the record to write: expiring at until, or when until is zero at
+// now plus life (the default lifetime when life is zero).
+func (e *Engine) record(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time) (string, tier.Record, error) {
+	key, err := e.open(id)
+	if err != nil {
+		return "", tier.Record{}, err
+	}
+	rec, err := e.recordKey(ctx, key, payload, life, until)
+	return key, rec, err
+}
+
+// recordKey is record for a key already validated.
+func (e *Engine) recordKey(ctx context.Context, key string, payload []byte, life time.Duration, until time.Time) (tier.Record, error) {
+	if e.closed.Load() {
+		return tier.Record{}, ErrClosed
+	}
 	if len(payload) > e.cfg.MaxPayload {
-		return fmt.Errorf("%w: %d bytes encoded, MaxPayload is %d", tier.ErrTooLarge, len(payload), e.cfg.MaxPayload)
+		return tier.Record{}, fmt.Errorf("%w: %d bytes encoded, MaxPayload is %d", tier.ErrTooLarge, len(payload), e.cfg.MaxPayload)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return tier.Record{}, err
 	}
 	life = touch.Lifetime(life, e.cfg.TTL)
 	now := e.cfg.Now()
@@ -399,11 +473,7 @@ func (e *Engine) Set(ctx context.Context, id string, payload []byte, life time.D
 	if e.cfg.StoredTTL {
 		rec.TTL = life
 	}
-	e.touches.Forget(key) // a touch buffered before must not override this expiry
-	st := e.beginWrite(key)
-	err = e.db.Set(ctx, rec)
-	e.endWrite(key, st, &rec, err)
-	return err
+	return rec, nil
 }
 
 // Delete removes session id from both tiers and drops any touch pending

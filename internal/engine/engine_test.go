@@ -113,7 +113,7 @@ func TestGetLoadsOnceThenHits(t *testing.T) {
 	if _, _, err := get(e, ctx, op(t, cfg), "a", accept); !errors.Is(err, tier.ErrNotFound) {
 		t.Fatalf("Get of a missing session = %v, want ErrNotFound", err)
 	}
-	_ = db.Set(ctx, tier.Record{ID: "a", Payload: []byte("v1"), Expires: clk.Now().Add(time.Hour)})
+	db.Put(tier.Record{ID: "a", Payload: []byte("v1"), Expires: clk.Now().Add(time.Hour)})
 	checks := 0
 	check := func(p []byte) error { checks++; return nil }
 	rec, mine, err := get(e, ctx, op(t, cfg), "a", check)
@@ -145,7 +145,7 @@ func TestColdGetsCollapse(t *testing.T) {
 	clk := newClock()
 	cfg := config(t, clk)
 	db := &tiertest.Fake{}
-	_ = db.Set(context.Background(), tier.Record{ID: "a", Payload: []byte("v"), Expires: clk.Now().Add(time.Hour)})
+	db.Put(tier.Record{ID: "a", Payload: []byte("v"), Expires: clk.Now().Add(time.Hour)})
 	release := make(chan struct{})
 	db.Before = func(ctx context.Context, call string) error {
 		if call == "get" {
@@ -192,7 +192,7 @@ func TestLoadRacingSetKeepsTheWrite(t *testing.T) {
 	var once sync.Once
 	db := &tiertest.Fake{}
 	ctx := context.Background()
-	_ = db.Set(ctx, tier.Record{ID: "a", Payload: []byte("old"), Expires: clk.Now().Add(time.Hour)})
+	db.Put(tier.Record{ID: "a", Payload: []byte("old"), Expires: clk.Now().Add(time.Hour)})
 	db.Before = func(ctx context.Context, call string) error {
 		if call == "get" {
 			once.Do(func() {
@@ -225,7 +225,7 @@ func TestCorruptIsNeverCached(t *testing.T) {
 	cfg := config(t, clk)
 	db := &tiertest.Fake{}
 	ctx := context.Background()
-	_ = db.Set(ctx, tier.Record{ID: "a", Payload: []byte("bad"), Expires: clk.Now().Add(time.Hour)})
+	db.Put(tier.Record{ID: "a", Payload: []byte("bad"), Expires: clk.Now().Add(time.Hour)})
 	e := start(t, cfg, db)
 	bad := errors.New("corrupt")
 	for range 2 {
@@ -355,7 +355,7 @@ func TestLenAllClearWithPrefix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_ = db.Set(ctx, tier.Record{ID: "other:x", Expires: clk.Now().Add(time.Hour)})
+	db.Put(tier.Record{ID: "other:x", Expires: clk.Now().Add(time.Hour)})
 	if n, err := e.Len(ctx); n != 3 || err != nil {
 		t.Fatalf("Len = %d, %v; want 3", n, err)
 	}

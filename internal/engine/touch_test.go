@@ -100,8 +100,8 @@ func TestTouchReadsStoredLifetimes(t *testing.T) {
 	cfg.StoredTTL = true
 	db := &tiertest.Fake{}
 	ctx := context.Background()
-	_ = db.Set(ctx, tier.Record{ID: "own", Expires: clk.Now().Add(time.Minute), TTL: 3 * time.Hour})
-	_ = db.Set(ctx, tier.Record{ID: "default", Expires: clk.Now().Add(time.Minute)})
+	db.Put(tier.Record{ID: "own", Expires: clk.Now().Add(time.Minute), TTL: 3 * time.Hour})
+	db.Put(tier.Record{ID: "default", Expires: clk.Now().Add(time.Minute)})
 	e := start(t, cfg, db)
 	for _, id := range []string{"own", "default", "ghost"} {
 		if err := e.Touch(id, time.Time{}); err != nil {
@@ -153,7 +153,7 @@ func TestTouchOverflowAndRestore(t *testing.T) {
 	e := start(t, cfg, db)
 	ctx := context.Background()
 	for i := range 5 {
-		_ = db.Set(ctx, tier.Record{ID: fmt.Sprint(i), Expires: clk.Now().Add(time.Minute)})
+		db.Put(tier.Record{ID: fmt.Sprint(i), Expires: clk.Now().Add(time.Minute)})
 		if err := e.Touch(fmt.Sprint(i), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +241,7 @@ func TestTimedOutTouchesShrink(t *testing.T) {
 	db := &tiertest.Fake{}
 	ctx := context.Background()
 	for i := range 1000 {
-		_ = db.Set(ctx, tier.Record{ID: fmt.Sprint(i), Expires: clk.Now().Add(time.Minute)})
+		db.Put(tier.Record{ID: fmt.Sprint(i), Expires: clk.Now().Add(time.Minute)})
 	}
 	db.Before = func(ctx context.Context, call string) error {
 		if call == "touch" {
@@ -302,7 +302,7 @@ func TestFlusherAndClose(t *testing.T) {
 	e := start(t, cfg, db)
 	ctx := context.Background()
 	for _, id := range []string{"a", "b"} {
-		_ = db.Set(ctx, tier.Record{ID: id, Expires: clk.Now().Add(time.Minute)})
+		db.Put(tier.Record{ID: id, Expires: clk.Now().Add(time.Minute)})
 		_ = e.Touch(id, time.Time{})
 	}
 	waitFor(t, func() bool { return db.Calls("touch") >= 1 })
@@ -345,7 +345,7 @@ func TestIndexSetupAndReaper(t *testing.T) {
 			cfg.ReapInterval = 10 * time.Millisecond
 			cfg.EnsureIndex = func(context.Context) (ttl.Decision, error) { return c.d, c.err }
 			db := &tiertest.Fake{}
-			_ = db.Set(context.Background(), tier.Record{ID: "dead", Expires: clk.Now().Add(-time.Second)})
+			db.Put(tier.Record{ID: "dead", Expires: clk.Now().Add(-time.Second)})
 			e := start(t, cfg, db)
 			d, err := e.TTLIndex(context.Background())
 			if !d.Reaper || !errors.Is(err, c.err) {

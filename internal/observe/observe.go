@@ -28,6 +28,8 @@ type Kind uint8
 const (
 	Get Kind = iota
 	Set
+	Create
+	Update
 	Touch
 	Delete
 	Len
@@ -50,6 +52,8 @@ var opInfo = [numKinds]struct {
 }{
 	Get:        {span: tracing.SpanGet, name: "get"},
 	Set:        {span: tracing.SpanSet, name: "set"},
+	Create:     {span: tracing.SpanCreate, name: "create"},
+	Update:     {span: tracing.SpanUpdate, name: "update"},
 	Touch:      {span: tracing.SpanTouch, name: "touch"},
 	Delete:     {span: tracing.SpanDelete, name: "delete"},
 	Len:        {span: tracing.SpanLen, name: "len"},
@@ -275,6 +279,13 @@ func (op *Operation) Loaded(joined bool) {
 	}
 	if op.span.IsRecording() {
 		op.span.SetAttributes(attrTierMongoDB, tracing.LoadJoined.Bool(joined))
+	}
+}
+
+// Attempts records how many writes an Update tried.
+func (op *Operation) Attempts(n int) {
+	if op.span.IsRecording() {
+		op.span.SetAttributes(tracing.UpdateAttempts.Int(n))
 	}
 }
 

@@ -22,7 +22,7 @@ const (
 	fieldID      = "_id"
 	fieldExpires = "expires"
 	fieldSession = "session"
-	fieldRev     = "rev" // incremented on every Set
+	fieldRev     = "rev" // the version: 1 on insert, incremented on every write of the payload
 	fieldTTL     = "ttl" // the session's own lifetime in milliseconds; 0 = default
 )
 
@@ -127,6 +127,13 @@ func (m *Mongo) decode(raw bson.Raw) (Record, error) {
 		return Record{}, fmt.Errorf("%w: expires is not a date", ErrCorrupt)
 	}
 	rec.Expires = time.UnixMilli(exp)
+	if v, err := raw.LookupErr(fieldRev); err == nil {
+		rev, ok := v.AsInt64OK()
+		if !ok || rev < 0 {
+			return Record{}, fmt.Errorf("%w: rev is not a version number", ErrCorrupt)
+		}
+		rec.Rev = rev
+	}
 	if v, err := raw.LookupErr(fieldTTL); err == nil {
 		if ms, ok := v.AsInt64OK(); ok && ms > 0 {
 			rec.TTL = time.Duration(ms) * time.Millisecond
@@ -172,18 +179,29 @@ func (m *Mongo) payload(p []byte) (any, error) {
 	}
 }
 
-// Set upserts rec, incrementing the document's revision.
-func (m *Mongo) Set(ctx context.Context, rec Record) error {
+// fields returns the fields a write of rec sets besides _id and rev.
+func (m *Mongo) fields(rec Record) (bson.D, error) {
 	p, err := m.payload(rec.Payload)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	return bson.D{
+		{Key: fieldExpires, Value: bson.NewDateTimeFromTime(rec.Expires)},
+		{Key: fieldSession, Value: p},
+		{Key: fieldTTL, Value: rec.TTL.Milliseconds()},
+	}, nil
+}
+
+// Set creates or replaces rec.ID, whatever its version, and increments
+// the version. It does not read the document back, so it returns -1: the
+// version is unknown.
+func (m *Mongo) Set(ctx context.Context, rec Record) (int64, error) {
+	set, err := m.fields(rec)
+	if err != nil {
+		return 0, err
 	}
 	update := bson.D{
-		{Key: "$set", Value: bson.D{
-			{Key: fieldExpires, Value: bson.NewDateTimeFromTime(rec.Expires)},
-			{Key: fieldSession, Value: p},
-			{Key: fieldTTL, Value: rec.TTL.Milliseconds()},
-		}},
+		{Key: "$set", Value: set},
 		{Key: "$inc", Value: bson.D{{Key: fieldRev, Value: int64(1)}}},
 	}
 	filter := bson.D{{Key: fieldID, Value: rec.ID}}
@@ -195,12 +213,59 @@ func (m *Mongo) Set(ctx context.Context, rec Record) error {
 		_, err = m.coll.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
 	}
 	if mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("sessionstore: mongodb upsert: %w", redacted{err})
+		return 0, fmt.Errorf("sessionstore: mongodb upsert: %w", redacted{err})
 	}
 	if err != nil {
-		return fmt.Errorf("sessionstore: mongodb upsert: %w", err)
+		return 0, fmt.Errorf("sessionstore: mongodb upsert: %w", err)
+	}
+	return -1, nil
+}
+
+// Insert creates rec.ID with version 1. If the id is stored already, it
+// changes nothing and returns an error wrapping ErrExists.
+func (m *Mongo) Insert(ctx context.Context, rec Record) error {
+	set, err := m.fields(rec)
+	if err != nil {
+		return err
+	}
+	doc := append(bson.D{{Key: fieldID, Value: rec.ID}}, set...)
+	doc = append(doc, bson.E{Key: fieldRev, Value: int64(1)})
+	_, err = m.coll.InsertOne(ctx, doc)
+	if mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("%w (%w)", ErrExists, redacted{err})
+	}
+	if err != nil {
+		return fmt.Errorf("sessionstore: mongodb insert: %w", err)
 	}
 	return nil
+}
+
+// Replace writes rec over old if the stored session is still the one old
+// was read as, and reports whether it was: false if it changed or is gone.
+// The stored version must equal old's (no version for 0). For the
+// document format, the format the Node stores write without a version,
+// the stored session must also equal old's payload, so that a Node save
+// since the read is never overwritten. rec's version is old's plus one.
+func (m *Mongo) Replace(ctx context.Context, old, rec Record) (bool, error) {
+	set, err := m.fields(rec)
+	if err != nil {
+		return false, err
+	}
+	set = append(set, bson.E{Key: fieldRev, Value: old.Rev + 1})
+	filter := bson.D{{Key: fieldID, Value: old.ID}}
+	if old.Rev == 0 {
+		filter = append(filter, bson.E{Key: fieldRev, Value: bson.D{{Key: "$exists", Value: false}}})
+	} else {
+		filter = append(filter, bson.E{Key: fieldRev, Value: old.Rev})
+	}
+	if m.format == codec.Document {
+		filter = append(filter, bson.E{Key: fieldSession, Value: bson.Raw(old.Payload)})
+	}
+	res, err := m.coll.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}})
+	if err != nil {
+		return false, fmt.Errorf("sessionstore: mongodb conditional update: %w", err)
+	}
+	return res.MatchedCount == 1, nil
 }
 
 // redacted hides the message of a server error that quotes a session id,

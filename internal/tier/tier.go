@@ -18,6 +18,11 @@ var (
 	ErrNotFound error = notFound{}
 	// ErrCorrupt reports a stored document that cannot be read as a session.
 	ErrCorrupt = errors.New("sessionstore: corrupt session document")
+	// ErrExists reports an insert of an id that is already stored.
+	ErrExists = errors.New("sessionstore: session id already exists")
+	// ErrConflict reports a conditional write that found the session
+	// changed (or gone) since it was read.
+	ErrConflict = errors.New("sessionstore: session changed concurrently")
 	// ErrTooLarge reports a payload over the configured size limit.
 	ErrTooLarge = errors.New("sessionstore: session payload too large")
 )
@@ -40,6 +45,11 @@ type Record struct {
 	// TTL is the session's own lifetime, kept so that a touch can extend
 	// it without decoding the payload. Zero means the store's default.
 	TTL time.Duration
+	// Rev is the session's version: 1 when it is created, one more on
+	// every write of its payload; 0 for a document without one, such as
+	// those the Node stores write; -1 when unknown (after an
+	// unconditional write). Touches never change it.
+	Rev int64
 	// Synced is when the record was last read from or written to the
 	// authoritative tier. The memory tier keeps it; the Mongo tier
 	// ignores it.

@@ -17,12 +17,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+
+	"github.com/sessionstore/sessionstore/integration/wiresync"
 )
 
 // stopGrace bounds how long FerretDB may take to close its connections after
@@ -76,7 +79,7 @@ func run() error {
 	}()
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dataDir + "/",
 		Logger:    logger,
@@ -92,8 +95,18 @@ func run() error {
 	}()
 
 	// MongoDBURI waits for the TCP listener; Run has started, so it cannot
-	// deadlock (in v1.24.2 New already binds it).
-	if _, err := fmt.Println(f.MongoDBURI()); err != nil {
+	// deadlock (in v1.24.2 New already binds it). Clients reach FerretDB
+	// through a proxy that runs writes one at a time, as MongoDB's
+	// atomic single-document writes require (see package wiresync).
+	backend, err := url.Parse(f.MongoDBURI())
+	if err == nil {
+		var proxy *wiresync.Proxy
+		if proxy, err = wiresync.Start(*listen, backend.Host); err == nil {
+			defer proxy.Close()
+			_, err = fmt.Printf("mongodb://%s/\n", proxy.Addr())
+		}
+	}
+	if err != nil {
 		cancel()
 		<-done
 		return err

@@ -1,6 +1,7 @@
 package tiertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"iter"
@@ -25,8 +26,8 @@ type Fake struct {
 	// TouchAfter is tier.MongoOptions.TouchAfter.
 	TouchAfter time.Duration
 	// Before, if set, runs at the start of every call with the call's
-	// name ("get", "set", "delete", "len", "all", "clear", "reap",
-	// "touch", "ttls"); an error it returns fails the call. It may block,
+	// name ("get", "set", "insert", "replace", "delete", "len", "all",
+	// "clear", "reap", "touch", "ttls"); an error it returns fails the call. It may block,
 	// and should then honour ctx.
 	Before func(ctx context.Context, call string) error
 
@@ -39,6 +40,8 @@ func (f *Fake) begin(ctx context.Context, call string) error {
 	f.mu.Lock()
 	if f.calls == nil {
 		f.calls = make(map[string]int)
+	}
+	if f.recs == nil {
 		f.recs = make(map[string]tier.Record)
 	}
 	f.calls[call]++
@@ -79,17 +82,60 @@ func (f *Fake) Get(ctx context.Context, id string, now time.Time) (tier.Record, 
 	return rec, nil
 }
 
-// Set stores a copy of rec.
-func (f *Fake) Set(ctx context.Context, rec tier.Record) error {
-	if err := f.begin(ctx, "set"); err != nil {
-		return err
+// Put stores rec as it is, version included, as another writer would.
+func (f *Fake) Put(rec tier.Record) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.recs == nil {
+		f.recs = make(map[string]tier.Record)
 	}
 	rec.Payload = slices.Clone(rec.Payload)
 	rec.Synced = time.Time{}
-	f.mu.Lock()
 	f.recs[rec.ID] = rec
+}
+
+// Set stores a copy of rec at the next version.
+func (f *Fake) Set(ctx context.Context, rec tier.Record) (int64, error) {
+	if err := f.begin(ctx, "set"); err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	rec.Rev = f.recs[rec.ID].Rev + 1
 	f.mu.Unlock()
+	f.Put(rec)
+	return rec.Rev, nil
+}
+
+// Insert stores a copy of rec at version 1 unless rec.ID is stored.
+func (f *Fake) Insert(ctx context.Context, rec tier.Record) error {
+	if err := f.begin(ctx, "insert"); err != nil {
+		return err
+	}
+	if _, ok := f.Record(rec.ID); ok {
+		return fmt.Errorf("fake insert: %w", tier.ErrExists)
+	}
+	rec.Rev = 1
+	f.Put(rec)
 	return nil
+}
+
+// Replace stores rec at old's version plus one if the stored record has
+// old's version and payload.
+func (f *Fake) Replace(ctx context.Context, old, rec tier.Record) (bool, error) {
+	if err := f.begin(ctx, "replace"); err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur, ok := f.recs[old.ID]
+	if !ok || cur.Rev != old.Rev || !bytes.Equal(cur.Payload, old.Payload) {
+		return false, nil
+	}
+	rec.Rev = old.Rev + 1
+	rec.Payload = slices.Clone(rec.Payload)
+	rec.Synced = time.Time{}
+	f.recs[rec.ID] = rec
+	return true, nil
 }
 
 // Delete removes id.

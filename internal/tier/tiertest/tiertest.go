@@ -60,7 +60,7 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 		tr := newTier(t)
 		want := rec("a", 1, time.Hour)
 		want.TTL = 90 * time.Minute
-		if err := tr.Set(ctx, want); err != nil {
+		if _, err := tr.Set(ctx, want); err != nil {
 			t.Fatal(err)
 		}
 		got := mustGet(t, tr, "a", now)
@@ -71,8 +71,8 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	})
 	t.Run("SetReplaces", func(t *testing.T) {
 		tr := newTier(t)
-		_ = tr.Set(ctx, rec("a", 1, time.Hour))
-		if err := tr.Set(ctx, rec("a", 2, time.Minute)); err != nil {
+		_, _ = tr.Set(ctx, rec("a", 1, time.Hour))
+		if _, err := tr.Set(ctx, rec("a", 2, time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		got := mustGet(t, tr, "a", now)
@@ -83,7 +83,7 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	t.Run("SetCopiesPayload", func(t *testing.T) {
 		tr := newTier(t)
 		r := rec("a", 1, time.Hour)
-		_ = tr.Set(ctx, r)
+		_, _ = tr.Set(ctx, r)
 		r.Payload[len(r.Payload)-3] = 'X'
 		if got := mustGet(t, tr, "a", now); string(got.Payload) != string(Payload(1)) {
 			t.Fatal("changing the payload after Set changed the stored record")
@@ -91,14 +91,14 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	})
 	t.Run("Expired", func(t *testing.T) {
 		tr := newTier(t)
-		_ = tr.Set(ctx, rec("a", 1, time.Second))
+		_, _ = tr.Set(ctx, rec("a", 1, time.Second))
 		mustGet(t, tr, "a", now)
 		notFound(t, tr, "a", now.Add(time.Second))
 		notFound(t, tr, "a", now.Add(time.Hour))
 	})
 	t.Run("TouchExtends", func(t *testing.T) {
 		tr := newTier(t)
-		_ = tr.Set(ctx, rec("a", 1, time.Second))
+		_, _ = tr.Set(ctx, rec("a", 1, time.Second))
 		if err := touch(tr, "a", now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	})
 	t.Run("TouchNeverShortens", func(t *testing.T) {
 		tr := newTier(t)
-		_ = tr.Set(ctx, rec("a", 1, time.Hour))
+		_, _ = tr.Set(ctx, rec("a", 1, time.Hour))
 		if err := touch(tr, "a", now.Add(time.Minute), now); err != nil {
 			t.Fatal(err)
 		}
@@ -125,8 +125,8 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	})
 	t.Run("Delete", func(t *testing.T) {
 		tr := newTier(t)
-		_ = tr.Set(ctx, rec("a", 1, time.Hour))
-		_ = tr.Set(ctx, rec("b", 2, time.Hour))
+		_, _ = tr.Set(ctx, rec("a", 1, time.Hour))
+		_, _ = tr.Set(ctx, rec("b", 2, time.Hour))
 		if err := tr.Delete(ctx, "a"); err != nil {
 			t.Fatal(err)
 		}
@@ -142,9 +142,9 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	})
 	t.Run("TouchMany", func(t *testing.T) {
 		tr := newTier(t)
-		_ = tr.Set(ctx, rec("a", 1, time.Second))
-		_ = tr.Set(ctx, rec("b", 2, 2*time.Hour))
-		_ = tr.Set(ctx, rec("dead", 3, -time.Second))
+		_, _ = tr.Set(ctx, rec("a", 1, time.Second))
+		_, _ = tr.Set(ctx, rec("b", 2, 2*time.Hour))
+		_, _ = tr.Set(ctx, rec("dead", 3, -time.Second))
 		n, err := tr.TouchMany(ctx, []string{"a", "b", "ghost", "dead"}, now.Add(time.Hour), now)
 		if err != nil {
 			t.Fatal(err)
@@ -163,7 +163,7 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	})
 	t.Run("TouchNeverRevives", func(t *testing.T) {
 		tr := newTier(t)
-		_ = tr.Set(ctx, rec("a", 1, time.Second))
+		_, _ = tr.Set(ctx, rec("a", 1, time.Second))
 		later := now.Add(time.Minute) // a expired 59s ago
 		if err := touch(tr, "a", later.Add(time.Hour), later); err != nil {
 			t.Fatal(err)
@@ -177,9 +177,9 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 		tr := newTier(t)
 		c, it, cl := tr, tr, tr
 		for i := range 5 {
-			_ = tr.Set(ctx, rec(fmt.Sprint("live", i), i, time.Hour))
+			_, _ = tr.Set(ctx, rec(fmt.Sprint("live", i), i, time.Hour))
 		}
-		_ = tr.Set(ctx, rec("dead", 9, -time.Second))
+		_, _ = tr.Set(ctx, rec("dead", 9, -time.Second))
 		n, err := c.Len(ctx, now)
 		if err != nil || n != 5 {
 			t.Fatalf("Len = %d, %v; want 5", n, err)
@@ -213,9 +213,9 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 		tr := newTier(t)
 		own := rec("own", 1, time.Hour)
 		own.TTL = 3 * time.Hour
-		_ = tr.Set(ctx, own)
-		_ = tr.Set(ctx, rec("default", 2, time.Hour))
-		_ = tr.Set(ctx, rec("dead", 3, -time.Second))
+		_, _ = tr.Set(ctx, own)
+		_, _ = tr.Set(ctx, rec("default", 2, time.Hour))
+		_, _ = tr.Set(ctx, rec("dead", 3, -time.Second))
 		got, err := tr.TTLs(ctx, []string{"own", "default", "dead", "ghost"}, now)
 		if err != nil {
 			t.Fatal(err)
@@ -229,8 +229,8 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 	})
 	t.Run("Reap", func(t *testing.T) {
 		tr := newTier(t)
-		_ = tr.Set(ctx, rec("live", 1, time.Hour))
-		_ = tr.Set(ctx, rec("dead", 2, -time.Second))
+		_, _ = tr.Set(ctx, rec("live", 1, time.Hour))
+		_, _ = tr.Set(ctx, rec("dead", 2, -time.Second))
 		n, err := tr.Reap(ctx, now)
 		if err != nil || n != 1 {
 			t.Fatalf("Reap = %d, %v; want 1", n, err)
@@ -239,5 +239,65 @@ func Run(t *testing.T, newTier func(t *testing.T) engine.Authority) {
 		if n, _ := tr.Len(ctx, now.Add(-time.Hour)); n != 1 {
 			t.Fatalf("Len after Reap = %d, want 1", n)
 		}
+	})
+	t.Run("Versions", func(t *testing.T) {
+		tr := newTier(t)
+		for want := int64(1); want <= 2; want++ {
+			rev, err := tr.Set(ctx, rec("a", int(want), time.Hour))
+			if err != nil || (rev != want && rev != -1) {
+				t.Fatalf("Set = %d, %v; want version %d or -1 (unknown)", rev, err, want)
+			}
+			if got := mustGet(t, tr, "a", now); got.Rev != want {
+				t.Fatalf("Get version %d, want %d", got.Rev, want)
+			}
+		}
+		if err := touch(tr, "a", now.Add(2*time.Hour), now); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustGet(t, tr, "a", now); got.Rev != 2 {
+			t.Fatalf("a touch changed the version to %d", got.Rev)
+		}
+	})
+	t.Run("Insert", func(t *testing.T) {
+		tr := newTier(t)
+		if err := tr.Insert(ctx, rec("a", 1, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustGet(t, tr, "a", now); got.Rev != 1 || string(got.Payload) != string(Payload(1)) {
+			t.Fatalf("after Insert: %+v", got)
+		}
+		if err := tr.Insert(ctx, rec("a", 2, time.Minute)); !errors.Is(err, tier.ErrExists) {
+			t.Fatalf("second Insert = %v, want ErrExists", err)
+		}
+		if got := mustGet(t, tr, "a", now); string(got.Payload) != string(Payload(1)) || !got.Expires.Equal(now.Add(time.Hour)) {
+			t.Fatalf("a failed Insert changed the record: %+v", got)
+		}
+	})
+	t.Run("Replace", func(t *testing.T) {
+		tr := newTier(t)
+		_, _ = tr.Set(ctx, rec("a", 1, time.Hour))
+		old := mustGet(t, tr, "a", now)
+		next := rec("a", 2, 2*time.Hour)
+		ok, err := tr.Replace(ctx, old, next)
+		if err != nil || !ok {
+			t.Fatalf("Replace of the version read = %t, %v", ok, err)
+		}
+		got := mustGet(t, tr, "a", now)
+		if got.Rev != old.Rev+1 || string(got.Payload) != string(Payload(2)) || !got.Expires.Equal(now.Add(2*time.Hour)) {
+			t.Fatalf("after Replace: %+v", got)
+		}
+		// old is stale now.
+		if ok, err := tr.Replace(ctx, old, rec("a", 3, time.Hour)); err != nil || ok {
+			t.Fatalf("Replace of a stale version = %t, %v; want false", ok, err)
+		}
+		if got := mustGet(t, tr, "a", now); string(got.Payload) != string(Payload(2)) {
+			t.Fatal("a stale Replace changed the record")
+		}
+		// A deleted session is not recreated.
+		_ = tr.Delete(ctx, "a")
+		if ok, err := tr.Replace(ctx, got, rec("a", 4, time.Hour)); err != nil || ok {
+			t.Fatalf("Replace of a deleted session = %t, %v; want false", ok, err)
+		}
+		notFound(t, tr, "a", now)
 	})
 }
