@@ -24,10 +24,14 @@ const benchID = "H4sWm3pq9XrT-c2Lk_0aZyBv7eNdQoJf"
 // nopStore holds every session, empty; its calls do nothing.
 type nopStore struct{}
 
-func (nopStore) Get(context.Context, string) (cart, error) { return cart{}, nil }
-func (nopStore) Set(context.Context, string, cart) error   { return nil }
-func (nopStore) Touch(context.Context, string) error       { return nil }
-func (nopStore) Delete(context.Context, string) error      { return nil }
+func (nopStore) Get(context.Context, string) (cart, error)  { return cart{}, nil }
+func (nopStore) Create(context.Context, string, cart) error { return nil }
+func (nopStore) Update(_ context.Context, _ string, fn func(*cart) error) (cart, error) {
+	var c cart
+	return c, fn(&c)
+}
+func (nopStore) Touch(context.Context, string) error  { return nil }
+func (nopStore) Delete(context.Context, string) error { return nil }
 
 // headerWriter is a ResponseWriter that keeps only its header.
 type headerWriter struct{ h http.Header }

@@ -33,11 +33,28 @@ func (s *memStore) Get(_ context.Context, id string) (Visits, error) {
 	return v, nil
 }
 
-func (s *memStore) Set(_ context.Context, id string, v Visits) error {
+func (s *memStore) Create(_ context.Context, id string, v Visits) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.m[id]; ok {
+		return sessionstore.ErrExists
+	}
 	s.m[id] = v
 	return nil
+}
+
+func (s *memStore) Update(_ context.Context, id string, fn func(*Visits) error) (Visits, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[id]
+	if !ok {
+		return Visits{}, sessionstore.ErrNotFound
+	}
+	if err := fn(&v); err != nil {
+		return Visits{}, err
+	}
+	s.m[id] = v
+	return v, nil
 }
 
 func (s *memStore) Touch(context.Context, string) error { return nil }

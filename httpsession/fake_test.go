@@ -17,7 +17,7 @@ type fakeStore[T any] struct {
 	data  map[string]T // sessions by id
 	calls []string     // "Op id", in order
 	// Errors to return from each operation instead of doing it.
-	getErr, setErr, touchErr, deleteErr error
+	getErr, setErr, touchErr, deleteErr error // setErr fails Create and Update
 }
 
 var _ httpsession.Store[int] = (*fakeStore[int])(nil)
@@ -45,15 +45,37 @@ func (f *fakeStore[T]) Get(_ context.Context, id string) (T, error) {
 	return v, nil
 }
 
-func (f *fakeStore[T]) Set(_ context.Context, id string, v T) error {
+func (f *fakeStore[T]) Create(_ context.Context, id string, v T) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("Set", id)
+	f.record("Create", id)
 	if f.setErr != nil {
 		return f.setErr
 	}
+	if _, ok := f.data[id]; ok {
+		return fmt.Errorf("fake: %q: %w", id, sessionstore.ErrExists)
+	}
 	f.data[id] = v
 	return nil
+}
+
+func (f *fakeStore[T]) Update(_ context.Context, id string, fn func(*T) error) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Update", id)
+	var zero T
+	if f.setErr != nil {
+		return zero, f.setErr
+	}
+	v, ok := f.data[id]
+	if !ok {
+		return zero, fmt.Errorf("fake: %q: %w", id, sessionstore.ErrNotFound)
+	}
+	if err := fn(&v); err != nil {
+		return zero, err
+	}
+	f.data[id] = v
+	return v, nil
 }
 
 func (f *fakeStore[T]) Touch(_ context.Context, id string) error {

@@ -68,10 +68,14 @@ func TestAppendUnescapedMatchesPathUnescape(t *testing.T) {
 // nullStore holds every session, as the zero int.
 type nullStore struct{}
 
-func (nullStore) Get(context.Context, string) (int, error) { return 0, nil }
-func (nullStore) Set(context.Context, string, int) error   { return nil }
-func (nullStore) Touch(context.Context, string) error      { return nil }
-func (nullStore) Delete(context.Context, string) error     { return nil }
+func (nullStore) Get(context.Context, string) (int, error)  { return 0, nil }
+func (nullStore) Create(context.Context, string, int) error { return nil }
+func (nullStore) Update(_ context.Context, _ string, fn func(*int) error) (int, error) {
+	var v int
+	return v, fn(&v)
+}
+func (nullStore) Touch(context.Context, string) error  { return nil }
+func (nullStore) Delete(context.Context, string) error { return nil }
 
 // TestCookieAllocs holds verifying a cookie to no allocation and sending
 // one to a single allocation, the header string.

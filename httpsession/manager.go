@@ -19,8 +19,17 @@ type Store[T any] interface {
 	// method NotFound() bool returning true, as sessionstore.ErrNotFound
 	// does.
 	Get(ctx context.Context, id string) (T, error)
-	// Set creates or replaces the session stored under id.
-	Set(ctx context.Context, id string, v T) error
+	// Create stores v as a new session under id. If id is stored
+	// already it changes nothing and returns an error that is, or wraps,
+	// an error with a method Exists() bool returning true, as
+	// sessionstore.ErrExists does.
+	Create(ctx context.Context, id string, v T) error
+	// Update changes the session stored under id with fn and stores the
+	// result only if nobody changed it meanwhile, calling fn again on the
+	// fresh value after a conflict, and returns the value stored. It
+	// never creates a session: for a missing one it returns a NotFound
+	// error, as Get does.
+	Update(ctx context.Context, id string, fn func(*T) error) (T, error)
 	// Touch extends the expiry of the session stored under id. It never
 	// creates a session.
 	Touch(ctx context.Context, id string) error
@@ -239,6 +248,12 @@ func (m *Manager[T]) cookie(value string) *http.Cookie {
 func (m *Manager[T]) replyError(w http.ResponseWriter, r *http.Request, err error) {
 	m.logger.ErrorContext(r.Context(), "httpsession: session store failed", "err", err)
 	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+}
+
+// isExists reports whether err says that a session id is taken.
+func isExists(err error) bool {
+	var e interface{ Exists() bool }
+	return errors.As(err, &e) && e.Exists()
 }
 
 // isNotFound reports whether err says that a session does not exist.

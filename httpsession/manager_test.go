@@ -128,7 +128,7 @@ func TestSaveUninitialized(t *testing.T) {
 	if id != seen || len(id) != 32 {
 		t.Errorf("cookie id = %q, handler saw %q; want the same 32-character id", id, seen)
 	}
-	wantCalls(t, store, "Set "+id)
+	wantCalls(t, store, "Create "+id)
 }
 
 func TestModifiedSessionIsSavedOnceWithCookie(t *testing.T) {
@@ -137,7 +137,7 @@ func TestModifiedSessionIsSavedOnceWithCookie(t *testing.T) {
 	resp := serve(m.Handler(handle(t, addItem("apple"))), nil)
 	c := sessionCookie(resp)
 	id := cookieID(t, c, secret)
-	wantCalls(t, store, "Set "+id)
+	wantCalls(t, store, "Create "+id)
 	if v, _ := store.get(id); !slices.Equal(v.Items, []string{"apple"}) {
 		t.Errorf("stored %+v, want one apple", v)
 	}
@@ -172,7 +172,7 @@ func TestChangedExistingSessionIsSavedWithoutCookie(t *testing.T) {
 	store.put("s1", cart{User: "ann"})
 	m := newManager(t, store, httpsession.Options{})
 	resp := serve(m.Handler(handle(t, addItem("pear"))), cookieFor("s1", secret))
-	wantCalls(t, store, "Get s1", "Set s1")
+	wantCalls(t, store, "Get s1", "Update s1")
 	if c := sessionCookie(resp); c != nil {
 		t.Errorf("cookie sent for an unchanged id with a session cookie: %v", c)
 	}
@@ -214,7 +214,7 @@ func TestResave(t *testing.T) {
 	store.put("s1", cart{User: "ann"})
 	m := newManager(t, store, httpsession.Options{Resave: true})
 	resp := serve(m.Handler(handle(t, readOnly)), cookieFor("s1", secret))
-	wantCalls(t, store, "Get s1", "Set s1")
+	wantCalls(t, store, "Get s1", "Update s1")
 	if c := sessionCookie(resp); c != nil {
 		t.Errorf("cookie sent on resave: %v", c)
 	}
@@ -238,7 +238,7 @@ func TestRegenerate(t *testing.T) {
 	if newID == "old" || len(newID) != 32 {
 		t.Fatalf("id after Regenerate = %q, want a new one", newID)
 	}
-	wantCalls(t, store, "Get old", "Delete old", "Set "+newID)
+	wantCalls(t, store, "Get old", "Delete old", "Create "+newID)
 	if got := store.ids(); !slices.Equal(got, []string{newID}) {
 		t.Errorf("stored ids = %q, want only %q", got, newID)
 	}
@@ -351,7 +351,7 @@ func TestExpiredSessionGetsNewID(t *testing.T) {
 	if id == "gone" {
 		t.Error("the client's unknown id was reused")
 	}
-	wantCalls(t, store, "Get gone", "Set "+id)
+	wantCalls(t, store, "Get gone", "Create "+id)
 }
 
 // TestCookieBeforeHandlerReturns checks over a real connection that a
@@ -383,7 +383,7 @@ func TestCookieBeforeHandlerReturns(t *testing.T) {
 	defer resp.Body.Close()
 	// The handler is still blocked: the headers came from the flush.
 	id := cookieID(t, sessionCookie(resp), secret)
-	wantCalls(t, store, "Set "+id)
+	wantCalls(t, store, "Create "+id)
 	releaseHandler()
 	body, _ := io.ReadAll(resp.Body)
 	if string(body) != "partial done" {

@@ -22,12 +22,13 @@ type Session[T any] struct {
 	cookieID    string // id from the request's valid cookie, or ""
 	cookieValue string // that cookie's value to send back; "" to sign anew
 	value       T
-	loaded      bool // the session came from the store
-	stored      bool // the store holds id
-	modified    bool // Set, Update or Regenerate was called
-	destroyed   bool // Destroy was called
-	committed   bool // the session was saved or skipped; too late to change
-	lateChanged bool // a change after committed was logged
+	changes     []func(*T) // what Set and Update did, replayed on a conflict
+	loaded      bool       // the session came from the store
+	stored      bool       // the store holds id
+	modified    bool       // Set, Update or Regenerate was called
+	destroyed   bool       // Destroy was called
+	committed   bool       // the session was saved or skipped; too late to change
+	lateChanged bool       // a change after committed was logged
 }
 
 // ID returns the session's id. A fresh session gets its id on first use.
@@ -46,14 +47,21 @@ func (s *Session[T]) Value() T { return s.value }
 // Set replaces the session's value and marks the session changed.
 func (s *Session[T]) Set(v T) {
 	s.value = v
-	s.changed("Set")
+	s.changed("Set", func(p *T) { *p = v })
 }
 
 // Update calls fn with a pointer to the session's value and marks the
 // session changed.
+//
+// The change is recorded: if another request changed the stored session
+// since this one loaded it, the middleware reads it again and calls fn
+// again on the fresh value before it saves, so that concurrent requests
+// merge their changes instead of losing all but one. fn should therefore
+// change only what it means to change (add an item, not set the whole
+// cart) and have no other effects.
 func (s *Session[T]) Update(fn func(v *T)) {
 	fn(&s.value)
-	s.changed("Update")
+	s.changed("Update", fn)
 }
 
 // IsNew reports whether the session was not loaded from the store: the
@@ -73,7 +81,9 @@ func (s *Session[T]) Destroy() {
 }
 
 // Regenerate gives the session a new id, keeping its value, and deletes
-// the old id from the store at once. Call it on login, so that an id known
+// the old id from the store at once; the new id is created when the
+// middleware saves, and a request still saving the old id cannot bring it
+// back. Call it on login, so that an id known
 // before login, perhaps planted by an attacker, is worthless after it. The
 // new cookie is sent with the response. It returns an error if the delete
 // fails, leaving the session unchanged, or if the session was destroyed or
@@ -96,13 +106,32 @@ func (s *Session[T]) Regenerate(ctx context.Context) error {
 	return nil
 }
 
-// changed marks the session changed by op, or logs that it is too late.
-func (s *Session[T]) changed(op string) {
+// changed records the change fn made by op, or logs that it is too late.
+func (s *Session[T]) changed(op string, fn func(*T)) {
 	if s.committed {
 		s.warnLate(op)
 		return
 	}
 	s.modified = true
+	s.changes = append(s.changes, fn)
+}
+
+// create stores a session that is not stored yet, under a new id if its
+// id turns out to be taken.
+func (s *Session[T]) create(ctx context.Context) error {
+	for range 3 {
+		err := s.m.store.Create(ctx, s.ID(), s.value)
+		if !isExists(err) {
+			if err != nil {
+				return fmt.Errorf("httpsession: save session: %w", err)
+			}
+			return nil
+		}
+		// 128 random bits collided: a bug or an attack, never chance.
+		s.m.logger.Warn("httpsession: new session id already stored; picking another")
+		s.id = newID()
+	}
+	return errors.New("httpsession: save session: every new id was already stored")
 }
 
 // warnLate logs, once per request, a change made after the response
@@ -131,9 +160,27 @@ func (s *Session[T]) commit(ctx context.Context, h http.Header) error {
 		return nil
 	}
 	switch {
-	case s.modified || (s.stored && m.opts.Resave) || (!s.stored && m.opts.SaveUninitialized):
-		if err := m.store.Set(ctx, s.ID(), s.value); err != nil {
+	case s.stored && (s.modified || m.opts.Resave):
+		v, err := m.store.Update(ctx, s.id, func(p *T) error {
+			for _, fn := range s.changes {
+				fn(p)
+			}
+			return nil
+		})
+		if isNotFound(err) {
+			// Destroyed by another request meanwhile: never recreate it.
+			var zero T
+			s.value, s.destroyed = zero, true
+			h.Add("Set-Cookie", m.expiredCookie)
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("httpsession: save session: %w", err)
+		}
+		s.value = v
+	case !s.stored && (s.modified || m.opts.SaveUninitialized):
+		if err := s.create(ctx); err != nil {
+			return err
 		}
 	case s.stored:
 		if err := m.store.Touch(ctx, s.id); err != nil {

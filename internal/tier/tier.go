@@ -19,13 +19,20 @@ var (
 	// ErrCorrupt reports a stored document that cannot be read as a session.
 	ErrCorrupt = errors.New("sessionstore: corrupt session document")
 	// ErrExists reports an insert of an id that is already stored.
-	ErrExists = errors.New("sessionstore: session id already exists")
+	// Besides errors.Is, it can be recognised by its method Exists() bool,
+	// which returns true.
+	ErrExists error = exists{}
 	// ErrConflict reports a conditional write that found the session
 	// changed (or gone) since it was read.
 	ErrConflict = errors.New("sessionstore: session changed concurrently")
 	// ErrTooLarge reports a payload over the configured size limit.
 	ErrTooLarge = errors.New("sessionstore: session payload too large")
 )
+
+type exists struct{}
+
+func (exists) Error() string { return "sessionstore: session id already exists" }
+func (exists) Exists() bool  { return true }
 
 type notFound struct{}
 

@@ -37,11 +37,25 @@ func (s *memStore) Get(_ context.Context, id string) (app.Session, error) {
 	return v, nil
 }
 
-func (s *memStore) Set(_ context.Context, id string, v app.Session) error {
+func (s *memStore) Create(_ context.Context, id string, v app.Session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[id] = v
 	return nil
+}
+
+func (s *memStore) Update(_ context.Context, id string, fn func(*app.Session) error) (app.Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[id]
+	if !ok {
+		return app.Session{}, errNotFound{}
+	}
+	if err := fn(&v); err != nil {
+		return app.Session{}, err
+	}
+	s.m[id] = v
+	return v, nil
 }
 
 func (s *memStore) Touch(_ context.Context, id string) error {
