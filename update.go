@@ -24,17 +24,26 @@ const (
 // attack; pick a new id.
 func (s *Store[T]) Create(ctx context.Context, id string, v T) error {
 	ctx, op := s.obs.Start(ctx, observe.Create)
-	err := s.create(ctx, id, v)
+	err := s.create(ctx, id, v, time.Time{})
 	op.End(err)
 	return err
 }
 
-func (s *Store[T]) create(ctx context.Context, id string, v T) error {
+// CreateUntil is Create with an expiry chosen by the caller, as SetUntil
+// is Set's.
+func (s *Store[T]) CreateUntil(ctx context.Context, id string, v T, expires time.Time) error {
+	ctx, op := s.obs.Start(ctx, observe.Create)
+	err := s.create(ctx, id, v, expires)
+	op.End(err)
+	return err
+}
+
+func (s *Store[T]) create(ctx context.Context, id string, v T, until time.Time) error {
 	payload, err := s.encode(v)
 	if err != nil {
 		return err
 	}
-	return s.eng.Create(ctx, id, payload, s.lifetime(v))
+	return s.eng.Create(ctx, id, payload, s.lifetime(v), until)
 }
 
 // Update changes session id with fn and stores the result only if nobody
@@ -57,13 +66,24 @@ func (s *Store[T]) create(ctx context.Context, id string, v T) error {
 // stored. Update is the safe way to save a session that was read.
 func (s *Store[T]) Update(ctx context.Context, id string, fn func(*T) error) (T, error) {
 	ctx, op := s.obs.Start(ctx, observe.Update)
-	v, attempts, err := s.update(ctx, &op, id, fn)
+	v, attempts, err := s.update(ctx, &op, id, fn, time.Time{})
 	op.Attempts(attempts)
 	op.End(err)
 	return v, err
 }
 
-func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string, fn func(*T) error) (v T, attempts int, err error) {
+// UpdateUntil is Update with an expiry chosen by the caller, as SetUntil
+// is Set's: the session expires at expires instead of now plus its
+// lifetime.
+func (s *Store[T]) UpdateUntil(ctx context.Context, id string, fn func(*T) error, expires time.Time) (T, error) {
+	ctx, op := s.obs.Start(ctx, observe.Update)
+	v, attempts, err := s.update(ctx, &op, id, fn, expires)
+	op.Attempts(attempts)
+	op.End(err)
+	return v, err
+}
+
+func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string, fn func(*T) error, until time.Time) (v T, attempts int, err error) {
 	var zero T
 	rec, key, hit, err := s.eng.Cached(op, id)
 	if err != nil {
@@ -91,7 +111,7 @@ func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string,
 			return zero, attempts, err
 		}
 		attempts++
-		_, err = s.eng.Replace(ctx, key, rec, payload, s.lifetime(v))
+		_, err = s.eng.Replace(ctx, key, rec, payload, s.lifetime(v), until)
 		switch {
 		case err == nil:
 			return v, attempts, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/sessionstore/sessionstore"
@@ -22,7 +23,12 @@ import (
 type Store struct {
 	sessions *sessionstore.Store[[]byte]
 	codec    scs.Codec
+	found    *lru.Cache[string, struct{}] // tokens FindCtx found lately
 }
+
+// foundTokens bounds how many found tokens a Store remembers, so that a
+// commit of one deleted meanwhile does not recreate it.
+const foundTokens = 100_000
 
 var (
 	_ scs.Store            = (*Store)(nil)
@@ -52,7 +58,8 @@ func New(sessions *sessionstore.Store[[]byte], opts *Options) *Store {
 	if sessions == nil {
 		panic("scsstore: New needs a non-nil *sessionstore.Store[[]byte]")
 	}
-	s := &Store{sessions: sessions, codec: scs.GobCodec{}}
+	found, _ := lru.New[string, struct{}](foundTokens) // cannot fail: the size is positive
+	s := &Store{sessions: sessions, codec: scs.GobCodec{}, found: found}
 	if opts != nil && opts.Codec != nil {
 		s.codec = opts.Codec
 	}
@@ -91,6 +98,7 @@ func (s *Store) FindCtx(ctx context.Context, token string) (b []byte, found bool
 	b, err = s.sessions.Get(ctx, token)
 	switch {
 	case err == nil:
+		s.found.Add(token, struct{}{})
 		return b, true, nil
 	case errors.Is(err, sessionstore.ErrNotFound),
 		errors.Is(err, sessionstore.ErrInvalidID),
@@ -111,16 +119,41 @@ func (s *Store) Commit(token string, b []byte, expiry time.Time) error {
 // written now: the expiry is extended through the store's batched
 // touches, rounded up to its TouchGranularity, and never shortened.
 // Otherwise the session is written with expires set to expiry, to the
-// millisecond. Reading the stored session costs nothing when the store's
-// in-memory tier holds it, as it does after the FindCtx that loaded the
-// session for the request, and one find otherwise (so the first commit
-// of a new session costs a find and a write); if that read fails,
-// CommitCtx writes the session anyway.
+// millisecond: over the stored one only if it is still the version read
+// (scs commits whole sessions, so the last commit wins), and as a new
+// session only if none is stored. Reading the stored session costs
+// nothing when the store's in-memory tier holds it, as it does after the
+// FindCtx that loaded the session for the request, and one find
+// otherwise.
+//
+// A session that FindCtx found and that was deleted since, by a logout
+// on another instance for example, is not recreated: CommitCtx then
+// writes nothing and returns nil, and the next request with the token
+// finds no session. The store remembers the last 100 000 tokens found;
+// a commit of one it has forgotten recreates the session, as scs's own
+// stores do.
 func (s *Store) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	if stored, err := s.sessions.Get(ctx, token); err == nil && s.same(stored, b) {
+	stored, err := s.sessions.Get(ctx, token)
+	switch {
+	case err == nil && s.same(stored, b):
 		return s.sessions.TouchUntil(ctx, token, expiry)
+	case err == nil:
+		_, err = s.sessions.UpdateUntil(ctx, token, func(p *[]byte) error { *p = b; return nil }, expiry)
+		if errors.Is(err, sessionstore.ErrNotFound) {
+			return nil // deleted while this request ran
+		}
+		return err
+	case !errors.Is(err, sessionstore.ErrNotFound):
+		return err
+	case s.found.Contains(token):
+		return nil // found by this request's load, deleted since
 	}
-	return s.sessions.SetUntil(ctx, token, b, expiry)
+	err = s.sessions.CreateUntil(ctx, token, b, expiry)
+	if errors.Is(err, sessionstore.ErrExists) {
+		// Created meanwhile by a concurrent request of the same token.
+		_, err = s.sessions.UpdateUntil(ctx, token, func(p *[]byte) error { *p = b; return nil }, expiry)
+	}
+	return err
 }
 
 // same reports whether the committed bytes hold the stored session.
@@ -148,6 +181,7 @@ func (s *Store) Delete(token string) error {
 // Deleting a session that does not exist, or whose token the store
 // cannot hold, is not an error.
 func (s *Store) DeleteCtx(ctx context.Context, token string) error {
+	s.found.Remove(token)
 	err := s.sessions.Delete(ctx, token)
 	if errors.Is(err, sessionstore.ErrInvalidID) {
 		return nil

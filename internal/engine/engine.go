@@ -403,8 +403,8 @@ func (e *Engine) Set(ctx context.Context, id string, payload []byte, life time.D
 // Create stores payload as the new session id, like Set, but never
 // overwrites: if id is stored already it fails with an error wrapping
 // ErrExists and changes nothing.
-func (e *Engine) Create(ctx context.Context, id string, payload []byte, life time.Duration) error {
-	key, rec, err := e.record(ctx, id, payload, life, time.Time{})
+func (e *Engine) Create(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time) error {
+	key, rec, err := e.record(ctx, id, payload, life, until)
 	if err != nil {
 		return err
 	}
@@ -423,8 +423,8 @@ func (e *Engine) Create(ctx context.Context, id string, payload []byte, life tim
 // stored as old, and fails with an error wrapping ErrConflict if it is
 // not: changed or deleted since old was read. It never creates a session.
 // The expiry is set as by Set.
-func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, payload []byte, life time.Duration) (tier.Record, error) {
-	rec, err := e.recordKey(ctx, key, payload, life, time.Time{})
+func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, payload []byte, life time.Duration, until time.Time) (tier.Record, error) {
+	rec, err := e.recordKey(ctx, key, payload, life, until)
 	if err != nil {
 		return tier.Record{}, err
 	}
