@@ -426,3 +426,41 @@ func observerReporting(t *testing.T, onError func(error)) *observe.Observer {
 	}
 	return obs
 }
+
+func TestCreateAndReplace(t *testing.T) {
+	clk := newClock()
+	cfg := config(t, clk)
+	db := &tiertest.Fake{}
+	e := start(t, cfg, db)
+	ctx := context.Background()
+	if err := e.Create(ctx, "a", []byte("v1"), 0, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	rec, key, hit, err := e.Cached(op(t, cfg), "a")
+	if err != nil || !hit || rec.Rev != 1 || string(rec.Payload) != "v1" {
+		t.Fatalf("Cached after Create = %+v, %t, %v", rec, hit, err)
+	}
+	if err := e.Create(ctx, "a", []byte("x"), 0, time.Time{}); !errors.Is(err, tier.ErrExists) {
+		t.Fatalf("second Create = %v, want ErrExists", err)
+	}
+	if got, _ := db.Record("a"); string(got.Payload) != "v1" {
+		t.Fatalf("a failed Create changed the session: %+v", got)
+	}
+	next, err := e.Replace(ctx, key, rec, []byte("v2"), 0, time.Time{})
+	if err != nil || next.Rev != 2 {
+		t.Fatalf("Replace = %+v, %v", next, err)
+	}
+	if _, err := e.Replace(ctx, key, rec, []byte("v3"), 0, time.Time{}); !errors.Is(err, tier.ErrConflict) {
+		t.Fatalf("Replace of a stale version = %v, want ErrConflict", err)
+	}
+	// The conflict dropped the cached copy: the next read asks the server.
+	if _, _, hit, _ := e.Cached(op(t, cfg), "a"); hit {
+		t.Fatal("memory still answers after a conflict")
+	}
+	if got, _ := db.Record("a"); string(got.Payload) != "v2" || got.Rev != 2 {
+		t.Fatalf("stored %+v, want v2 at version 2", got)
+	}
+	if _, err := e.Replace(ctx, key, next, make([]byte, cfg.MaxPayload+1), 0, time.Time{}); !errors.Is(err, tier.ErrTooLarge) {
+		t.Fatalf("Replace too large = %v", err)
+	}
+}
