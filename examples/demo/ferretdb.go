@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+
+	"github.com/sessionstore/sessionstore/integration/wiresync"
 )
 
 // embeddedDatabase is the database named in the embedded server's URI.
@@ -19,6 +21,7 @@ const embeddedDatabase = "demo"
 // keeping its data in SQLite files.
 type embedded struct {
 	uri    string             // with embeddedDatabase as its path
+	proxy  *wiresync.Proxy    // what clients connect to
 	cancel context.CancelFunc // stops Run
 	done   chan struct{}      // closed when Run has returned
 }
@@ -43,8 +46,11 @@ func startFerretDB(addr, dir string, logger *slog.Logger) (*embedded, error) {
 	if err := ln.Close(); err != nil {
 		return nil, err
 	}
+	// FerretDB listens on a loopback port of its own; clients reach it on
+	// addr through a proxy that runs writes one at a time, which FerretDB
+	// v1 needs for atomic conditional updates (see package wiresync).
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + filepath.ToSlash(dir) + "/",
 		Logger:    logger,
@@ -60,10 +66,14 @@ func startFerretDB(addr, dir string, logger *slog.Logger) (*embedded, error) {
 	}()
 	// New has bound the listener, so MongoDBURI does not wait for Run.
 	u, err := url.Parse(f.MongoDBURI())
+	if err == nil {
+		e.proxy, err = wiresync.Start(addr, u.Host)
+	}
 	if err != nil {
 		e.stop(context.Background())
 		return nil, fmt.Errorf("embedded FerretDB: %w", err)
 	}
+	u.Host = e.proxy.Addr()
 	u.Path = "/" + embeddedDatabase
 	e.uri = u.String()
 	return e, nil
@@ -71,6 +81,9 @@ func startFerretDB(addr, dir string, logger *slog.Logger) (*embedded, error) {
 
 // stop stops the server and waits for it, or for ctx to end.
 func (e *embedded) stop(ctx context.Context) error {
+	if e.proxy != nil {
+		_ = e.proxy.Close()
+	}
 	e.cancel()
 	select {
 	case <-e.done:
