@@ -69,7 +69,7 @@ func sameSession(a, b session) bool {
 	if !a.Created.Equal(b.Created) || math.Float64bits(a.Score) != math.Float64bits(b.Score) {
 		return false
 	}
-	a.Created, a.Score = b.Created, b.Score
+	a.Created, a.Score, b.Created, b.Score = time.Time{}, 0, time.Time{}, 0
 	return reflect.DeepEqual(a, b)
 }
 
