@@ -3,7 +3,7 @@
 
 MODULES := $(shell find . -name .git -prune -o -name testdata -prune -o -name go.mod -type f -print | sed 's|/go.mod$$||' | LC_ALL=C sort)
 
-.PHONY: test vet tidy fmt bench
+.PHONY: test vet tidy fmt bench fuzz
 
 # test: gofmt check, go vet and go test -race in every module (scripts/test.sh).
 test:
@@ -25,3 +25,9 @@ fmt:
 # (scripts/bench.sh); COUNT=3 make bench runs it three times.
 bench:
 	bash scripts/bench.sh
+
+# fuzz: every fuzz target of every module for 1,000,000 executions each,
+# one go test run per target, then the executions each ran
+# (scripts/fuzz.sh); FUZZTIME=30s make fuzz runs each for a while instead.
+fuzz:
+	FUZZTIME=$${FUZZTIME:-1000000x} bash scripts/fuzz.sh

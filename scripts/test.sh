@@ -70,6 +70,12 @@ if [[ -d bench ]]; then
 		failed+=("./bench (benchmarks)")
 	fi
 fi
+# Every fuzz target briefly, on its seed corpus and a few seconds of new
+# inputs; make fuzz runs them at length (scripts/fuzz.sh).
+echo "=== fuzz targets (short mode, -fuzztime=3s)"
+if ! FUZZTIME=3s bash scripts/fuzz.sh; then
+	failed+=("fuzz")
+fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then
 	echo "=== FAIL: ${failed[*]}" >&2
