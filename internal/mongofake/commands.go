@@ -19,6 +19,7 @@ const (
 	codeIndexNotFound         = 27
 	codeCursorNotFound        = 43
 	codeMaxTimeMSExpired      = 50
+	codeShutdownInProgress    = 91
 	codeCommandNotFound       = 59
 	codeImmutableField        = 66
 	codeIndexOptionsConflict  = 85
@@ -35,6 +36,7 @@ var codeNames = map[int32]string{
 	codeIndexNotFound:         "IndexNotFound",
 	codeCursorNotFound:        "CursorNotFound",
 	codeMaxTimeMSExpired:      "MaxTimeMSExpired",
+	codeShutdownInProgress:    "ShutdownInProgress",
 	codeCommandNotFound:       "CommandNotFound",
 	codeImmutableField:        "ImmutableField",
 	codeIndexOptionsConflict:  "IndexOptionsConflict",

@@ -459,6 +459,7 @@ func (s *Server) run(cmd command, connID int32) bson.D {
 		case <-t.C:
 		case <-s.done:
 			t.Stop()
+			return errorReply(&cmdError{code: codeShutdownInProgress, msg: "mongofake: the server is closing"})
 		}
 		if wait < delay {
 			return errorReply(&cmdError{code: codeMaxTimeMSExpired, msg: "operation exceeded time limit"})
