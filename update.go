@@ -93,9 +93,9 @@ func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string,
 	backoff := updateBackoff
 	for {
 		if !hit {
-			// Read from the database: memory was missed, or dropped
-			// by the conflict.
-			if rec, _, err = s.eng.Load(ctx, op, key, s.check); err != nil {
+			// Read from the database: memory missed, did not know the
+			// version, or is older than the conflict.
+			if rec, _, err = s.eng.Reload(ctx, op, key, s.check); err != nil {
 				return zero, attempts, err
 			}
 		}

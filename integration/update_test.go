@@ -167,6 +167,18 @@ func TestUpdateCostsOneWrite(t *testing.T) {
 	if rev := raw.Lookup("rev").AsInt64(); rev != 6 {
 		t.Fatalf("version %d after a create, a touch and 5 updates; want 6", rev)
 	}
+	// After a Set memory does not know the version: one read, then the
+	// write.
+	if err := a.Set(ctx, "c", counter{N: 100}); err != nil {
+		t.Fatal(err)
+	}
+	ca.Reset()
+	if v, err := a.Update(ctx, "c", func(c *counter) error { c.N++; return nil }); err != nil || v.N != 101 {
+		t.Fatalf("Update after Set = %+v, %v", v, err)
+	}
+	if got := mongotest.Names(ca.Take()); fmt.Sprint(got) != "[find update]" {
+		t.Fatalf("Update after a Set sent %v, want [find update]", got)
+	}
 }
 
 // A session document in the Node stores' shape (no rev), changed by a

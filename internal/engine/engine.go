@@ -286,6 +286,18 @@ func (e *Engine) Load(ctx context.Context, op *observe.Operation, key string, ch
 	}
 }
 
+// Reload is Load that never answers from memory: it drops key's cached
+// copy first, so that the read reaches the server.
+func (e *Engine) Reload(ctx context.Context, op *observe.Operation, key string, check func([]byte) error) (tier.Record, bool, error) {
+	e.mu.Lock()
+	if e.mem != nil {
+		e.mem.Remove(key)
+	}
+	e.loads.Forget(key)
+	e.mu.Unlock()
+	return e.Load(ctx, op, key, check)
+}
+
 // load reads key from the server for every caller waiting on it. It runs
 // detached from the caller's cancellation, bounded by LoadTimeout.
 func (e *Engine) load(caller context.Context, key string, check func([]byte) error) (loaded, error) {
