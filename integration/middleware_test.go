@@ -45,6 +45,11 @@ func shopServers(t *testing.T, inFlight func(r *http.Request)) (a, b http.Handle
 				inFlight(r)
 			}
 		})
+		h.HandleFunc("/regenerate", func(w http.ResponseWriter, r *http.Request) {
+			if err := httpsession.FromContext[shop](r.Context()).Regenerate(r.Context()); err != nil {
+				t.Error(err)
+			}
+		})
 		h.HandleFunc("/logout", func(w http.ResponseWriter, r *http.Request) {
 			httpsession.FromContext[shop](r.Context()).Destroy()
 		})
@@ -107,11 +112,12 @@ func TestConcurrentCartAdditionsOverTwoServers(t *testing.T) {
 	}
 }
 
-// A logout on B while a request of that session is in flight on A: the
-// request's save does not bring the session back, and the old cookie then
-// gets a fresh session on both servers.
+// A logout (or a regenerate) on B while a request of that session is in
+// flight on A: the request's save does not bring the old id back, and the
+// old cookie then gets a fresh session on both servers.
 func TestLogoutWinsOverARequestInFlight(t *testing.T) {
-	const rounds = 100
+	const logouts, regenerations = 100, 20
+	const rounds = logouts + regenerations
 	var (
 		mu      sync.Mutex
 		pending = map[string]chan struct{}{} // by item: released once the logout is done
@@ -139,7 +145,12 @@ func TestLogoutWinsOverARequestInFlight(t *testing.T) {
 		done := make(chan *httptest.ResponseRecorder)
 		go func() { done <- call(t, a, "/add?item="+item, cookie) }()
 		<-reached
-		call(t, b, "/logout", cookie)
+		if i < logouts {
+			call(t, b, "/logout", cookie)
+		} else {
+			// A regenerate is a logout of the old id too.
+			call(t, b, "/regenerate", cookie)
+		}
 		close(release)
 		<-done
 		for _, h := range []http.Handler{a, b} {
@@ -149,8 +160,10 @@ func TestLogoutWinsOverARequestInFlight(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d logouts during an in-flight request: %d sessions came back (%v)", rounds, recreated, time.Since(start).Round(time.Millisecond))
-	if n, err := store.Len(bg(t)); err != nil || n != 0 {
-		t.Fatalf("%d sessions stored after %d logins and logouts, want 0 (%v)", n, rounds, err)
+	t.Logf("%d logouts and %d regenerations during an in-flight request: %d old sessions came back (%v)",
+		logouts, regenerations, recreated, time.Since(start).Round(time.Millisecond))
+	if n, err := store.Len(bg(t)); err != nil || n != regenerations {
+		t.Fatalf("%d sessions stored after %d logouts and %d regenerations, want the %d regenerated (%v)",
+			n, logouts, regenerations, regenerations, err)
 	}
 }
