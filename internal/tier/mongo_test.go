@@ -182,8 +182,12 @@ func TestMongoDocumentPayloadNotBSON(t *testing.T) {
 	if _, err := m.Replace(ctx, rec, rec); err == nil || !strings.Contains(err.Error(), "not a BSON document") {
 		t.Fatalf("Replace error = %v", err)
 	}
-	if got := srv.Commands()[before:]; len(got) != 0 {
-		t.Fatalf("commands sent: %v", got)
+	for _, c := range srv.Commands()[before:] {
+		switch c {
+		case "isMaster", "hello", "ping", "endSessions": // the driver's own, on its schedule
+		default:
+			t.Fatalf("command sent: %v", c)
+		}
 	}
 }
 
