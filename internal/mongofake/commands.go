@@ -22,6 +22,9 @@ const (
 	codeShutdownInProgress    = 91
 	codeCommandNotFound       = 59
 	codeImmutableField        = 66
+	codeInvalidOptions        = 72
+	codeNotSingleValueField   = 54
+	codeIDLBadValue           = 51024
 	codeIndexOptionsConflict  = 85
 	codeIndexKeySpecsConflict = 86
 	codeDuplicateKey          = 11000
@@ -39,6 +42,9 @@ var codeNames = map[int32]string{
 	codeShutdownInProgress:    "ShutdownInProgress",
 	codeCommandNotFound:       "CommandNotFound",
 	codeImmutableField:        "ImmutableField",
+	codeInvalidOptions:        "InvalidOptions",
+	codeNotSingleValueField:   "NotSingleValueField",
+	codeIDLBadValue:           "Location51024",
 	codeIndexOptionsConflict:  "IndexOptionsConflict",
 	codeIndexKeySpecsConflict: "IndexKeySpecsConflict",
 	codeDuplicateKey:          "DuplicateKey",
@@ -558,6 +564,9 @@ func (s *Server) updateOne(ns string, c *collection, st bson.Raw) (updateResult,
 	}
 	multi := truthy(st.Lookup("multi"))
 	upsert := truthy(st.Lookup("upsert"))
+	if multi && !isOperatorUpdate(u) {
+		return res, errorf(codeFailedToParse, "multi update is not supported for replacement-style update")
+	}
 	return s.apply(ns, c, q, u, multi, upsert)
 }
 
@@ -687,6 +696,14 @@ func (s *Server) findAndModify(cmd command) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	remove := truthy(cmd.body.Lookup("remove"))
+	if remove {
+		for _, f := range []string{"update", "new", "upsert"} {
+			if v, err := cmd.body.LookupErr(f); err == nil && (f == "update" || truthy(v)) {
+				return nil, errorf(codeFailedToParse, "findAndModify: cannot specify both %s and remove=true", f)
+			}
+		}
+	}
 	c := s.coll(ns, true)
 	if sortSpec != nil { // narrow q to the first document in sort order
 		docs, err := matching(c, q)
@@ -705,7 +722,7 @@ func (s *Server) findAndModify(cmd command) (bson.D, error) {
 	}
 	var value any // nil encodes as BSON null
 	lastErr := bson.D{}
-	if truthy(cmd.body.Lookup("remove")) {
+	if remove {
 		docs, err := matching(c, q)
 		if err != nil {
 			return nil, err
@@ -779,7 +796,13 @@ func (s *Server) count(cmd command) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := max(int64(len(docs))-max(skip, 0), 0)
+	if skip < 0 {
+		return nil, errorf(codeIDLBadValue, "BSON field 'skip' value must be >= 0, actual value '%d'", skip)
+	}
+	if limit < 0 { // for count, limit and -limit mean the same
+		limit = -limit
+	}
+	n := max(int64(len(docs))-skip, 0)
 	if limit > 0 {
 		n = min(n, limit)
 	}
@@ -1025,6 +1048,23 @@ func findIndex(c *collection, v bson.RawValue) int {
 	return -1
 }
 
+// isIDIndex reports whether v names the _id index, by name or key.
+func isIDIndex(v bson.RawValue) bool {
+	if name, ok := v.StringValueOK(); ok {
+		return name == "_id_"
+	}
+	key, ok := v.DocumentOK()
+	if !ok {
+		return false
+	}
+	es, err := elements(key)
+	if err != nil || len(es) != 1 || es[0].key != "_id" {
+		return false
+	}
+	f, ok := es[0].val.AsFloat64OK()
+	return ok && f == 1
+}
+
 func (s *Server) dropIndexes(cmd command) (bson.D, error) {
 	ns, err := s.ns(cmd)
 	if err != nil {
@@ -1039,6 +1079,9 @@ func (s *Server) dropIndexes(cmd command) (bson.D, error) {
 	if name, _ := v.StringValueOK(); name == "*" {
 		c.indexes = nil
 		return bson.D{{Key: "nIndexesWas", Value: int32(before)}}, nil
+	}
+	if isIDIndex(v) {
+		return nil, errorf(codeInvalidOptions, "cannot drop _id index")
 	}
 	i := findIndex(c, v)
 	if i < 0 {

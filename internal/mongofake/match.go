@@ -147,7 +147,8 @@ func matchOps(cands []bson.RawValue, found bool, ops []elem) (bool, error) {
 		case "$ne":
 			ok = !matchEq(cands, found, op.val)
 		case "$gt", "$gte", "$lt", "$lte":
-			ok = matchRange(cands, op.key, op.val)
+			ok = matchRange(cands, op.key, op.val) ||
+				(!found && op.val.Type == bson.TypeNull && (op.key == "$gte" || op.key == "$lte"))
 		case "$in", "$nin":
 			ok, err = matchIn(cands, found, op)
 			if op.key == "$nin" {

@@ -633,3 +633,51 @@ func TestMalformed(t *testing.T) {
 		t.Fatalf("reply %v", got)
 	}
 }
+
+// Requests MongoDB refuses are refused with its codes: a multi update
+// that replaces, findAndModify asked to both remove and update, count
+// with a negative skip, dropping the _id index.
+func TestRefusals(t *testing.T) {
+	_, coll := setup(t)
+	db := coll.Database()
+	for i := range 3 {
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: int32(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := db.RunCommand(ctx, bson.D{{Key: "update", Value: coll.Name()}, {Key: "updates", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: bson.D{{Key: "x", Value: 1}}}, {Key: "multi", Value: true}},
+	}}}).Raw()
+	var we mongo.WriteException
+	if !errors.As(err, &we) || len(we.WriteErrors) != 1 || we.WriteErrors[0].Code != 9 || raw.Lookup("n").Int32() != 0 {
+		t.Fatalf("multi replacement = %v, %v", raw, err)
+	}
+	for _, extra := range []bson.E{
+		{Key: "update", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}},
+		{Key: "new", Value: true},
+		{Key: "upsert", Value: true},
+	} {
+		err := db.RunCommand(ctx, bson.D{{Key: "findAndModify", Value: coll.Name()}, {Key: "remove", Value: true}, extra}).Err()
+		commandErr(t, err, 9)
+	}
+	raw, err = db.RunCommand(ctx, bson.D{{Key: "findAndModify", Value: coll.Name()}, {Key: "remove", Value: true}, {Key: "new", Value: false}}).Raw()
+	if err != nil || raw.Lookup("lastErrorObject", "n").Int32() != 1 {
+		t.Fatalf("findAndModify remove with new false = %v, %v", raw, err)
+	}
+	err = db.RunCommand(ctx, bson.D{{Key: "count", Value: coll.Name()}, {Key: "skip", Value: -1}}).Err()
+	commandErr(t, err, 51024)
+	raw, err = db.RunCommand(ctx, bson.D{{Key: "count", Value: coll.Name()}, {Key: "limit", Value: -1}}).Raw()
+	if err != nil || raw.Lookup("n").Int32() != 1 {
+		t.Fatalf("count with limit -1 = %v, %v", raw, err)
+	}
+	for _, idx := range []any{"_id_", bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: int64(1)}}} {
+		err := db.RunCommand(ctx, bson.D{{Key: "dropIndexes", Value: coll.Name()}, {Key: "index", Value: idx}}).Err()
+		commandErr(t, err, 72)
+	}
+	err = db.RunCommand(ctx, bson.D{{Key: "dropIndexes", Value: coll.Name()}, {Key: "index", Value: bson.D{{Key: "_id", Value: -1}}}}).Err()
+	commandErr(t, err, 27)
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	if err != nil || len(specs) != 1 || specs[0].Name != "_id_" {
+		t.Fatalf("indexes after the refusals = %+v, %v", specs, err)
+	}
+}

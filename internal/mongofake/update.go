@@ -52,6 +52,13 @@ func applyUpdate(doc, u bson.Raw, insert bool) (bson.Raw, error) {
 	return build(es)
 }
 
+// isOperatorUpdate reports whether u is an update of operators rather than
+// a replacement document.
+func isOperatorUpdate(u bson.Raw) bool {
+	es, err := elements(u)
+	return err == nil && len(es) > 0 && strings.HasPrefix(es[0].key, "$")
+}
+
 // replace returns a replacement document keeping the _id of es.
 func replace(es, with []elem) (bson.Raw, error) {
 	out := make([]elem, 0, len(with)+1)
@@ -202,7 +209,7 @@ func seedFields(q bson.Raw, es *[]elem) error {
 			}
 			continue
 		}
-		if strings.HasPrefix(c.key, "$") || strings.Contains(c.key, ".") || c.val.Type == bson.TypeRegex {
+		if strings.HasPrefix(c.key, "$") || c.val.Type == bson.TypeRegex {
 			continue
 		}
 		v := c.val
@@ -213,8 +220,11 @@ func seedFields(q bson.Raw, es *[]elem) error {
 			}
 			v = eq
 		}
+		if strings.Contains(c.key, ".") {
+			return errorf(codeUnsupported, "mongofake: unsupported upsert of the dotted path %q", c.key)
+		}
 		if _, dup := field(*es, c.key); dup {
-			return errorf(codeBadValue, "cannot infer query fields to set, path '%s' is matched twice", c.key)
+			return errorf(codeNotSingleValueField, "cannot infer query fields to set, path '%s' is matched twice", c.key)
 		}
 		*es = append(*es, elem{c.key, v})
 	}

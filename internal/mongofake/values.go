@@ -3,6 +3,7 @@ package mongofake
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math"
 	"strconv"
 
@@ -190,6 +191,8 @@ func compare(a, b bson.RawValue) int {
 		ta, ia := a.Timestamp()
 		tb, ib := b.Timestamp()
 		return cmp3(uint64(ta)<<32|uint64(ia), uint64(tb)<<32|uint64(ib))
+	case 14:
+		return cmp3(a.JavaScript(), b.JavaScript())
 	case 1, 2, 100:
 		return 0
 	}
@@ -207,8 +210,7 @@ func compareNumbers(a, b bson.RawValue) int {
 	if a.Type != bson.TypeDouble && b.Type != bson.TypeDouble && a.Type != bson.TypeDecimal128 && b.Type != bson.TypeDecimal128 {
 		return cmp3(a.AsInt64(), b.AsInt64())
 	}
-	fa, _ := number(a)
-	fb, _ := number(b)
+	fa, fb := float(a), float(b)
 	switch {
 	case math.IsNaN(fa) && math.IsNaN(fb):
 		return 0
@@ -216,8 +218,42 @@ func compareNumbers(a, b bson.RawValue) int {
 		return -1
 	case math.IsNaN(fb):
 		return 1
+	case a.Type == bson.TypeInt64 && b.Type == bson.TypeDouble:
+		return compareIntFloat(a.Int64(), fb)
+	case a.Type == bson.TypeDouble && b.Type == bson.TypeInt64:
+		return -compareIntFloat(b.Int64(), fa)
 	}
 	return cmp3(fa, fb)
+}
+
+// float returns a number as a float64; a Decimal128 is rounded to the
+// nearest double, which orders it among other numbers closely enough.
+func float(v bson.RawValue) float64 {
+	if v.Type == bson.TypeDecimal128 {
+		f, err := strconv.ParseFloat(v.Decimal128().String(), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return math.NaN()
+		}
+		return f
+	}
+	f, _ := number(v)
+	return f
+}
+
+// compareIntFloat compares an int64 with a double exactly, as MongoDB
+// does, rather than rounding the integer to a double: 2^53+1 > 2^53.0.
+func compareIntFloat(i int64, f float64) int {
+	switch {
+	case f >= 1<<63:
+		return -1
+	case f < -(1 << 63):
+		return 1
+	}
+	t := math.Trunc(f)
+	if c := cmp3(i, int64(t)); c != 0 {
+		return c
+	}
+	return cmp3(0, f-t)
 }
 
 // compareDocs compares documents (or arrays, named false) field by field:
