@@ -258,7 +258,7 @@ func truthy(v bson.RawValue) bool {
 	case bson.TypeBoolean:
 		return v.Boolean()
 	case bson.TypeInt32, bson.TypeInt64, bson.TypeDouble:
-		f, _ := number(v)
+		f, _ := v.AsFloat64OK()
 		return f != 0
 	case bson.TypeNull, bson.TypeUndefined, 0: // 0: missing
 		return false
@@ -276,8 +276,13 @@ func matching(c *collection, filter bson.Raw) ([]bson.Raw, error) {
 		}
 		return nil, nil
 	}
+	return keep(c.sorted(), filter)
+}
+
+// keep returns the docs that match filter, in their order.
+func keep(docs []bson.Raw, filter bson.Raw) ([]bson.Raw, error) {
 	var out []bson.Raw
-	for _, d := range c.sorted() {
+	for _, d := range docs {
 		ok, err := matches(d, filter)
 		if err != nil {
 			return nil, err
@@ -289,16 +294,31 @@ func matching(c *collection, filter bson.Raw) ([]bson.Raw, error) {
 	return out, nil
 }
 
-func (s *Server) find(cmd command) (bson.D, error) {
+// query returns the namespace of a read command and the documents that
+// match its filter, the document in field.
+func (s *Server) query(cmd command, field string) (string, []bson.Raw, error) {
 	ns, err := s.ns(cmd)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	filter, err := optDoc(cmd.body, "filter")
+	filter, err := optDoc(cmd.body, field)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	docs, err := matching(s.coll(ns, false), filter)
+	return ns, docs, err
+}
+
+// skipLimit returns the skip and limit fields of doc, 0 if absent.
+func skipLimit(doc bson.Raw) (skip, limit int64, err error) {
+	if skip, err = optInt(doc, "skip"); err == nil {
+		limit, err = optInt(doc, "limit")
+	}
+	return skip, limit, err
+}
+
+func (s *Server) find(cmd command) (bson.D, error) {
+	ns, docs, err := s.query(cmd, "filter")
 	if err != nil {
 		return nil, err
 	}
@@ -309,11 +329,7 @@ func (s *Server) find(cmd command) (bson.D, error) {
 	if err := sortDocs(docs, sortSpec); err != nil {
 		return nil, err
 	}
-	skip, err := optInt(cmd.body, "skip")
-	if err != nil {
-		return nil, err
-	}
-	limit, err := optInt(cmd.body, "limit")
+	skip, limit, err := skipLimit(cmd.body)
 	if err != nil {
 		return nil, err
 	}
@@ -450,32 +466,52 @@ func ordered(cmd command) bool {
 }
 
 func (s *Server) insert(cmd command) (bson.D, error) {
+	var n int32
+	errs, err := s.writeEach(cmd, "documents", true, func(ns string, c *collection, _ int, d bson.Raw) error {
+		if err := s.insertOne(ns, c, d); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return withWriteErrors(bson.D{{Key: "n", Value: n}}, errs), nil
+}
+
+// writeEach runs do on each statement (at index i) of the array field of a write
+// command and returns their write errors; an ordered command stops at the
+// first. create makes the collection if it is missing; else c may be nil.
+func (s *Server) writeEach(cmd command, field string, create bool, do func(ns string, c *collection, i int, st bson.Raw) error) (bson.A, error) {
 	ns, err := s.ns(cmd)
 	if err != nil {
 		return nil, err
 	}
-	docs, err := cmd.docs("documents")
+	stmts, err := cmd.docs(field)
 	if err != nil {
 		return nil, err
 	}
-	c := s.coll(ns, true)
-	var n int32
+	c := s.coll(ns, create)
 	var errs bson.A
-	for i, d := range docs {
-		if err := s.insertOne(ns, c, d); err != nil {
+	for i, st := range stmts {
+		if err := do(ns, c, i, st); err != nil {
 			errs = append(errs, writeError(i, err))
 			if ordered(cmd) {
 				break
 			}
-			continue
 		}
-		n++
 	}
-	reply := bson.D{{Key: "n", Value: n}}
+	return errs, nil
+}
+
+// withWriteErrors returns the reply of a write command, with its write
+// errors if there are any.
+func withWriteErrors(reply bson.D, errs bson.A) bson.D {
 	if errs != nil {
 		reply = append(reply, bson.E{Key: "writeErrors", Value: errs})
 	}
-	return reply, nil
+	return reply
 }
 
 // insertOne stores doc, giving it an ObjectID _id if it has none.
@@ -504,25 +540,12 @@ func replaceDoc(c *collection, doc bson.Raw) {
 }
 
 func (s *Server) update(cmd command) (bson.D, error) {
-	ns, err := s.ns(cmd)
-	if err != nil {
-		return nil, err
-	}
-	stmts, err := cmd.docs("updates")
-	if err != nil {
-		return nil, err
-	}
-	c := s.coll(ns, true)
 	var n, modified int32
-	var upserted, errs bson.A
-	for i, st := range stmts {
+	var upserted bson.A
+	errs, err := s.writeEach(cmd, "updates", true, func(ns string, c *collection, i int, st bson.Raw) error {
 		res, err := s.updateOne(ns, c, st)
 		if err != nil {
-			errs = append(errs, writeError(i, err))
-			if ordered(cmd) {
-				break
-			}
-			continue
+			return err
 		}
 		n += res.matched
 		modified += res.modified
@@ -530,15 +553,16 @@ func (s *Server) update(cmd command) (bson.D, error) {
 			n++
 			upserted = append(upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: *res.upserted}})
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	reply := bson.D{{Key: "n", Value: n}, {Key: "nModified", Value: modified}}
 	if upserted != nil {
 		reply = append(reply, bson.E{Key: "upserted", Value: upserted})
 	}
-	if errs != nil {
-		reply = append(reply, bson.E{Key: "writeErrors", Value: errs})
-	}
-	return reply, nil
+	return withWriteErrors(reply, errs), nil
 }
 
 type updateResult struct {
@@ -623,33 +647,16 @@ func (s *Server) apply(ns string, c *collection, q, u bson.Raw, multi, upsert bo
 func equalDocs(a, b bson.Raw) bool { return string(a) == string(b) }
 
 func (s *Server) delete(cmd command) (bson.D, error) {
-	ns, err := s.ns(cmd)
-	if err != nil {
-		return nil, err
-	}
-	stmts, err := cmd.docs("deletes")
-	if err != nil {
-		return nil, err
-	}
-	c := s.coll(ns, false)
 	var n int32
-	var errs bson.A
-	for i, st := range stmts {
+	errs, err := s.writeEach(cmd, "deletes", false, func(_ string, c *collection, _ int, st bson.Raw) error {
 		deleted, err := deleteOne(c, st)
-		if err != nil {
-			errs = append(errs, writeError(i, err))
-			if ordered(cmd) {
-				break
-			}
-			continue
-		}
 		n += deleted
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	reply := bson.D{{Key: "n", Value: n}}
-	if errs != nil {
-		reply = append(reply, bson.E{Key: "writeErrors", Value: errs})
-	}
-	return reply, nil
+	return withWriteErrors(bson.D{{Key: "n", Value: n}}, errs), nil
 }
 
 // deleteOne runs one delete statement {q, limit}: limit 1 deletes the
@@ -776,23 +783,11 @@ func btoi(b bool) int {
 }
 
 func (s *Server) count(cmd command) (bson.D, error) {
-	ns, err := s.ns(cmd)
+	_, docs, err := s.query(cmd, "query")
 	if err != nil {
 		return nil, err
 	}
-	q, err := optDoc(cmd.body, "query")
-	if err != nil {
-		return nil, err
-	}
-	docs, err := matching(s.coll(ns, false), q)
-	if err != nil {
-		return nil, err
-	}
-	skip, err := optInt(cmd.body, "skip")
-	if err != nil {
-		return nil, err
-	}
-	limit, err := optInt(cmd.body, "limit")
+	skip, limit, err := skipLimit(cmd.body)
 	if err != nil {
 		return nil, err
 	}
@@ -861,17 +856,7 @@ func runStage(docs []bson.Raw, stage bson.Raw) ([]bson.Raw, error) {
 		if !ok {
 			return nil, errorf(codeBadValue, "$match takes a document")
 		}
-		var out []bson.Raw
-		for _, d := range docs {
-			ok, err := matches(d, f)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				out = append(out, d)
-			}
-		}
-		return out, nil
+		return keep(docs, f)
 	case "$skip", "$limit":
 		n, ok := arg.AsInt64OK()
 		if !ok || n < 0 || (name == "$limit" && n == 0) {
@@ -1176,21 +1161,17 @@ func (s *Server) listCollections(cmd command) (bson.D, error) {
 		}
 	}
 	sort.Strings(names)
-	var docs []bson.Raw
-	for _, name := range names {
-		d := mustMarshal(bson.D{
+	docs := make([]bson.Raw, len(names))
+	for i, name := range names {
+		docs[i] = mustMarshal(bson.D{
 			{Key: "name", Value: name},
 			{Key: "type", Value: "collection"},
 			{Key: "options", Value: bson.D{}},
 			{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}}},
 		})
-		ok, err := matches(d, filter)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			docs = append(docs, d)
-		}
+	}
+	if docs, err = keep(docs, filter); err != nil {
+		return nil, err
 	}
 	return s.cursorReply(cmd.db+".$cmd.listCollections", docs, defaultBatch, false, "firstBatch", 0), nil
 }

@@ -378,7 +378,7 @@ func sortDocs(docs []bson.Raw, spec bson.Raw) error {
 		return err
 	}
 	for _, k := range keys {
-		if f, ok := number(k.val); !ok || (f != 1 && f != -1) {
+		if f, ok := k.val.AsFloat64OK(); !ok || (f != 1 && f != -1) {
 			return errorf(codeBadValue, "mongofake: sort direction of %s must be 1 or -1", k.key)
 		}
 	}
@@ -388,7 +388,7 @@ func sortDocs(docs []bson.Raw, spec bson.Raw) error {
 			a, _ := docs[i].LookupErr(path...)
 			b, _ := docs[j].LookupErr(path...)
 			c := compare(a, b)
-			if f, _ := number(k.val); f < 0 {
+			if f, _ := k.val.AsFloat64OK(); f < 0 {
 				c = -c
 			}
 			if c != 0 {

@@ -299,6 +299,23 @@ func TestUpdate(t *testing.T) {
 	if _, err := coll.ReplaceOne(ctx, id, bson.D{{Key: "_id", Value: "z"}}); err == nil {
 		t.Fatal("a replacement changed _id")
 	}
+
+	// In a batch, each upsert is reported under the index of its
+	// statement, and an unordered batch goes on past a failure.
+	set := bson.D{{Key: "$set", Value: bson.D{{Key: "b", Value: true}}}}
+	bulk, err := coll.BulkWrite(ctx, []mongo.WriteModel{
+		mongo.NewUpdateOneModel().SetFilter(id).SetUpdate(set),
+		mongo.NewUpdateOneModel().SetFilter(id).SetUpdate(bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: 1}}}}),
+		mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: "b1"}}).SetUpdate(set).SetUpsert(true),
+		mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: "b2"}}).SetUpdate(set).SetUpsert(true),
+	}, options.BulkWrite().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || len(bwe.WriteErrors) != 1 || bwe.WriteErrors[0].Index != 1 {
+		t.Fatalf("unordered bulk update error = %v", err)
+	}
+	if bulk == nil || bulk.MatchedCount != 1 || bulk.UpsertedCount != 2 || bulk.UpsertedIDs[2] != "b1" || bulk.UpsertedIDs[3] != "b2" {
+		t.Fatalf("unordered bulk update = %+v", bulk)
+	}
 }
 
 func TestFindOneAndUpdate(t *testing.T) {

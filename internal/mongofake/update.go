@@ -20,7 +20,7 @@ func applyUpdate(doc, u bson.Raw, insert bool) (bson.Raw, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(ups) == 0 || !strings.HasPrefix(ups[0].key, "$") {
+	if !isOperatorUpdate(u) {
 		return replace(es, ups)
 	}
 	touched := make(map[string]bool)
@@ -154,8 +154,8 @@ func applyOp(es []elem, op string, f elem, insert bool) ([]elem, error) {
 // int64, a double makes a double.
 func add(a, b bson.RawValue) bson.RawValue {
 	if a.Type == bson.TypeDouble || b.Type == bson.TypeDouble {
-		fa, _ := number(a)
-		fb, _ := number(b)
+		fa, _ := a.AsFloat64OK()
+		fb, _ := b.AsFloat64OK()
 		return doubleValue(fa + fb)
 	}
 	x, y := a.AsInt64(), b.AsInt64()

@@ -76,28 +76,16 @@ func doubleValue(f float64) bson.RawValue {
 	return bson.RawValue{Type: bson.TypeDouble, Value: binary.LittleEndian.AppendUint64(nil, math.Float64bits(f))}
 }
 
-// number reads an int32, int64 or double.
-func number(v bson.RawValue) (float64, bool) {
-	switch v.Type {
-	case bson.TypeInt32:
-		return float64(v.Int32()), true
-	case bson.TypeInt64:
-		return float64(v.Int64()), true
-	case bson.TypeDouble:
-		return v.Double(), true
-	}
-	return 0, false
-}
-
+// isNumber reports whether v is an int32, int64 or double.
 func isNumber(v bson.RawValue) bool {
-	_, ok := number(v)
+	_, ok := v.AsFloat64OK()
 	return ok
 }
 
 // idKey returns the map key of an _id: equal _ids (1 and 1.0 included)
 // have equal keys.
 func idKey(v bson.RawValue) string {
-	if f, ok := number(v); ok {
+	if f, ok := v.AsFloat64OK(); ok {
 		if v.Type != bson.TypeDouble {
 			return "n" + strconv.FormatInt(v.AsInt64(), 10)
 		}
@@ -236,7 +224,7 @@ func float(v bson.RawValue) float64 {
 		}
 		return f
 	}
-	f, _ := number(v)
+	f, _ := v.AsFloat64OK()
 	return f
 }
 

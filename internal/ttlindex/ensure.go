@@ -307,7 +307,7 @@ func readIndex(spec bson.Raw) *index {
 	if err != nil || len(elems) != 1 || elems[0].Key() != "expires" {
 		return nil
 	}
-	if f, ok := number(elems[0].Value()); !ok || f != 1 {
+	if f, ok := elems[0].Value().AsFloat64OK(); !ok || f != 1 {
 		return nil
 	}
 	idx := &index{}
@@ -317,7 +317,7 @@ func readIndex(spec bson.Raw) *index {
 		return idx
 	}
 	idx.ttl = true
-	f, ok := number(v)
+	f, ok := v.AsFloat64OK()
 	idx.zero = ok && f == 0
 	switch {
 	case v.Type == bson.TypeInt32 || v.Type == bson.TypeInt64:
@@ -330,19 +330,6 @@ func readIndex(spec bson.Raw) *index {
 		idx.eas = v.String()
 	}
 	return idx
-}
-
-// number reads an int32, int64 or double without truncating it.
-func number(v bson.RawValue) (float64, bool) {
-	switch v.Type {
-	case bson.TypeInt32:
-		return float64(v.Int32()), true
-	case bson.TypeInt64:
-		return float64(v.Int64()), true
-	case bson.TypeDouble:
-		return v.Double(), true
-	}
-	return 0, false
 }
 
 func (e *ensurer) create(ctx context.Context) error {
