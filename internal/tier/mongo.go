@@ -143,26 +143,43 @@ func (m *Mongo) decode(raw bson.Raw) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: no session field", ErrCorrupt)
 	}
-	var payload []byte
-	switch m.format {
-	case codec.Binary:
-		if _, data, ok := v.BinaryOK(); ok {
-			payload = data
-		}
-	case codec.Document:
-		if doc, ok := v.DocumentOK(); ok {
-			payload = doc
-		}
-	case codec.String:
-		if s, ok := v.StringValueOK(); ok {
-			payload = []byte(s)
-		}
-	}
+	payload := m.sessionPayload(v)
 	if payload == nil {
 		return Record{}, fmt.Errorf("%w: session field is BSON %s, the codec expects %s", ErrCorrupt, v.Type, m.format)
 	}
 	rec.Payload = append([]byte(nil), payload...)
 	return rec, nil
+}
+
+// sessionPayload returns the payload a session field holds, aliasing it,
+// or nil if the field is not of the codec's format.
+func (m *Mongo) sessionPayload(v bson.RawValue) []byte {
+	switch m.format {
+	case codec.Binary:
+		if _, data, ok := v.BinaryOK(); ok {
+			return data
+		}
+	case codec.Document:
+		if doc, ok := v.DocumentOK(); ok {
+			return doc
+		}
+	case codec.String:
+		if s, ok := v.StringValueOK(); ok {
+			return []byte(s)
+		}
+	}
+	return nil
+}
+
+// PayloadOf returns the payload of a session document as written, as
+// memory would hold it, or nil if it has none of the codec's format. The
+// result aliases doc.
+func (m *Mongo) PayloadOf(doc bson.Raw) []byte {
+	v, err := doc.LookupErr(fieldSession)
+	if err != nil {
+		return nil
+	}
+	return m.sessionPayload(v)
 }
 
 func (m *Mongo) payload(p []byte) (any, error) {

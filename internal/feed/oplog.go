@@ -1,0 +1,224 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Oplog polls a server's oplog for the entries of one collection. A
+// tailable cursor would be cheaper on MongoDB, but FerretDB rescans the
+// whole oplog on every getMore of one anyway, so Oplog reads again by ts
+// every Interval.
+type Oplog struct {
+	// Source reads the oplog; see MongoOplog.
+	Source OplogSource
+	// Interval is the pause between polls. It bounds how late a change
+	// is seen, with the time a poll takes.
+	Interval time.Duration
+	// Payload returns the session field of a document as written, or
+	// nil. Nil means changes carry no payload.
+	Payload func(doc bson.Raw) []byte
+	// Timeout bounds each read of the oplog; zero means none.
+	Timeout time.Duration
+	// Now tells the time. Nil means time.Now.
+	Now func() time.Time
+
+	last  bson.Timestamp // the newest entry read
+	known bool           // last is set
+}
+
+// OplogSource reads oplog entries of one collection.
+type OplogSource interface {
+	// Newest returns the ts of the newest entry of the whole oplog (zero
+	// for an empty one), or an error wrapping ErrNoFeed if there is no
+	// oplog.
+	Newest(ctx context.Context) (bson.Timestamp, error)
+	// After returns the collection's entries after ts, oldest first, and
+	// whether the entry at ts (of any collection) is still kept: if it is
+	// not, entries may have been dropped unread. A zero ts is always kept.
+	After(ctx context.Context, ts bson.Timestamp) (entries []Entry, kept bool, err error)
+}
+
+// Entry is the part of an oplog entry that Oplog reads.
+type Entry struct {
+	TS  bson.Timestamp
+	Op  string   // "i", "u" or "d"
+	ID  string   // the document's _id; "" if it is not a string
+	Rev int64    // the version written: 0 if the document has none, -1 if unknown
+	Doc bson.Raw // the document as written, when the entry holds it whole
+}
+
+var errHistoryLost = errors.New("sessionstore: oplog history lost: entries were dropped before they were read; the oplog is too small for the write rate")
+
+// Run follows the oplog until ctx ends, reporting to sink.
+func (o *Oplog) Run(ctx context.Context, sink Sink) { retry(ctx, sink, o.follow) }
+
+// follow polls until a poll fails.
+func (o *Oplog) follow(ctx context.Context, sink Sink) (bool, error) {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	if !o.known {
+		// Start from now: Lost has made the sink drop what it held.
+		rctx, cancel := bounded(ctx, o.Timeout)
+		ts, err := o.Source.Newest(rctx)
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		o.last, o.known = ts, true
+	}
+	for progressed := false; ; progressed = true {
+		start := now()
+		rctx, cancel := bounded(ctx, o.Timeout)
+		entries, kept, err := o.Source.After(rctx, o.last)
+		cancel()
+		if err != nil {
+			return progressed, err
+		}
+		if !kept {
+			o.known = false
+			return progressed, errHistoryLost
+		}
+		for _, e := range entries {
+			if e.ID != "" {
+				var payload []byte
+				if e.Doc != nil && o.Payload != nil {
+					payload = o.Payload(e.Doc)
+				}
+				sink.Changed(e.ID, e.Rev, payload)
+			}
+			o.last = e.TS
+		}
+		sink.CaughtUp(start)
+		if !sleep(ctx, o.Interval) {
+			return true, ctx.Err()
+		}
+	}
+}
+
+// MongoOplog reads local.oplog.rs through a client.
+type MongoOplog struct {
+	Oplog     *mongo.Collection // local.oplog.rs
+	Namespace string            // "<database>.<collection>"
+}
+
+var _ OplogSource = MongoOplog{}
+
+// NewMongoOplog returns the oplog source of coll.
+func NewMongoOplog(coll *mongo.Collection) MongoOplog {
+	return MongoOplog{
+		Oplog:     coll.Database().Client().Database("local").Collection("oplog.rs"),
+		Namespace: coll.Database().Name() + "." + coll.Name(),
+	}
+}
+
+// Newest returns the ts of the newest oplog entry.
+func (m MongoOplog) Newest(ctx context.Context) (bson.Timestamp, error) {
+	names, err := m.Oplog.Database().ListCollectionNames(ctx, bson.D{{Key: "name", Value: m.Oplog.Name()}})
+	if err != nil {
+		return bson.Timestamp{}, fmt.Errorf("sessionstore: look for the oplog: %w", err)
+	}
+	if len(names) == 0 {
+		return bson.Timestamp{}, ErrNoFeed
+	}
+	raw, err := m.Oplog.FindOne(ctx, bson.D{}, options.FindOne().
+		SetSort(bson.D{{Key: "$natural", Value: -1}}).
+		SetProjection(bson.D{{Key: "ts", Value: 1}})).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return bson.Timestamp{}, nil
+	}
+	if err != nil {
+		return bson.Timestamp{}, fmt.Errorf("sessionstore: read the oplog: %w", err)
+	}
+	t, i, ok := raw.Lookup("ts").TimestampOK()
+	if !ok {
+		return bson.Timestamp{}, errors.New("sessionstore: read the oplog: an entry has no ts")
+	}
+	return bson.Timestamp{T: t, I: i}, nil
+}
+
+// After returns the collection's oplog entries after ts, in one find that
+// also reads the entry at ts to tell whether the oplog still holds it.
+func (m MongoOplog) After(ctx context.Context, ts bson.Timestamp) ([]Entry, bool, error) {
+	ours := bson.D{{Key: "ns", Value: m.Namespace}, {Key: "ts", Value: bson.D{{Key: "$gt", Value: ts}}}}
+	filter := ours
+	zero := ts == bson.Timestamp{}
+	if !zero {
+		filter = bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "ts", Value: ts}}, ours}}}
+	}
+	cur, err := m.Oplog.Find(ctx, filter, options.Find().
+		SetProjection(bson.D{{Key: "ts", Value: 1}, {Key: "op", Value: 1}, {Key: "o", Value: 1}, {Key: "o2", Value: 1}}))
+	if err != nil {
+		return nil, false, fmt.Errorf("sessionstore: read the oplog: %w", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	var entries []Entry
+	kept := zero
+	for cur.Next(ctx) {
+		e, ok := oplogEntry(cur.Current)
+		switch {
+		case !ok:
+		case e.TS == ts:
+			kept = true
+		default:
+			entries = append(entries, e)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, false, fmt.Errorf("sessionstore: read the oplog: %w", err)
+	}
+	return entries, kept, nil
+}
+
+// oplogEntry reads an entry: the id is in o (o2 for an update), the whole
+// document in o for an insert and, as FerretDB writes updates, in o.$set.
+func oplogEntry(raw bson.Raw) (Entry, bool) {
+	t, i, ok := raw.Lookup("ts").TimestampOK()
+	if !ok {
+		return Entry{}, false
+	}
+	e := Entry{TS: bson.Timestamp{T: t, I: i}, Rev: -1}
+	e.Op, _ = raw.Lookup("op").StringValueOK()
+	o, _ := raw.Lookup("o").DocumentOK()
+	switch e.Op {
+	case "i":
+		e.ID, _ = o.Lookup("_id").StringValueOK()
+		e.Doc = o
+	case "d":
+		e.ID, _ = o.Lookup("_id").StringValueOK()
+	case "u":
+		o2, _ := raw.Lookup("o2").DocumentOK()
+		e.ID, _ = o2.Lookup("_id").StringValueOK()
+		if set, ok := o.Lookup("$set").DocumentOK(); ok {
+			if _, err := set.LookupErr("_id"); err == nil {
+				e.Doc = set // the whole document, not a diff
+			}
+		} else if _, err := o.LookupErr("_id"); err == nil {
+			e.Doc = o // a replacement
+		}
+	}
+	if e.Doc != nil {
+		e.Rev = revOf(e.Doc)
+	}
+	return e, true
+}
+
+// revOf returns doc's version: 0 if it has none, -1 if it is not a number.
+func revOf(doc bson.Raw) int64 {
+	v, err := doc.LookupErr("rev")
+	if err != nil {
+		return 0
+	}
+	if rev, ok := v.AsInt64OK(); ok {
+		return rev
+	}
+	return -1
+}
