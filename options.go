@@ -32,12 +32,38 @@ const (
 	DefaultIndexTimeout      = 30 * time.Second
 	DefaultReapInterval      = time.Minute
 	DefaultUpdateAttempts    = 10
+	DefaultMaxStaleness      = time.Second
 
 	// MaxIDLength is the longest id, prefix included, in bytes.
 	MaxIDLength = engine.MaxIDLength
 	// MaxPayloadLimit is the largest MaxPayload accepted: MongoDB's 16 MiB
 	// document limit less room for the rest of the document.
 	MaxPayloadLimit = 16<<20 - 64<<10
+)
+
+// Coherence says when a store's memory may answer for the database, given
+// that other instances and other writers (an Express app, say) change and
+// delete sessions too. The store follows their changes through a change
+// feed: a change stream on replica sets and sharded clusters, or the
+// server's oplog where one is readable (FerretDB with a local.oplog.rs);
+// see the README for what each sees.
+type Coherence uint8
+
+const (
+	// CoherenceStrict, the default, lets memory answer while the change
+	// feed has caught up within MaxStaleness, and for MaxStaleness after
+	// a session was read or written. While the feed is down or behind,
+	// or the server has none, every other read goes to the database: a
+	// change made elsewhere is never served from memory for longer than
+	// MaxStaleness.
+	CoherenceStrict Coherence = iota
+	// CoherenceLenient follows the feed as CoherenceStrict does, but
+	// while the feed is down or behind, memory answers up to MaxCacheAge,
+	// as a store without a feed would.
+	CoherenceLenient
+	// CoherenceOff follows no feed: memory answers up to MaxCacheAge.
+	// Right for a single instance that is the only writer.
+	CoherenceOff
 )
 
 // Clock tells the time. Tests inject one to control expiry.
@@ -82,6 +108,14 @@ type Options[T any] struct {
 	// sessions in memory until they expire or are evicted, right for a
 	// single instance.
 	MaxCacheAge time.Duration
+	// Coherence says when memory may answer for the database while other
+	// instances and other writers change sessions. Default
+	// CoherenceStrict.
+	Coherence Coherence
+	// MaxStaleness bounds how long a change or delete made elsewhere can
+	// go unseen by this store's memory under CoherenceStrict and
+	// CoherenceLenient. Default 1s.
+	MaxStaleness time.Duration
 	// MaxPayload is the largest encoded session accepted by Set, in bytes.
 	// Default 1 MiB; at most MaxPayloadLimit.
 	MaxPayload int
@@ -153,6 +187,7 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 	setDefault(&c.CacheSize, DefaultCacheSize)
 	setDefault(&c.MaxPayload, DefaultMaxPayload)
 	setDefault(&c.MaxCacheAge, DefaultMaxCacheAge)
+	setDefault(&c.MaxStaleness, DefaultMaxStaleness)
 	setDefault(&c.LoadTimeout, DefaultLoadTimeout)
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.TouchInterval, DefaultTouchInterval)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessionstore/sessionstore/codec"
 	"github.com/sessionstore/sessionstore/internal/engine"
+	"github.com/sessionstore/sessionstore/internal/feed"
 	"github.com/sessionstore/sessionstore/internal/observe"
 	"github.com/sessionstore/sessionstore/internal/tier"
 	"github.com/sessionstore/sessionstore/internal/ttlindex"
@@ -112,8 +113,22 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 		return nil, err
 	}
 	var mem engine.Cache
+	var changes feed.Feed
 	if opts.CacheSize > 0 {
 		mem = tier.NewMemory(opts.CacheSize)
+		if opts.Coherence != CoherenceOff {
+			changes = &feed.Auto{
+				Coll:     coll,
+				Interval: opts.MaxStaleness / 4,
+				// A read slower than this has left memory untrusted anyway.
+				Timeout: max(2*opts.MaxStaleness, 2*time.Second),
+				Payload: db.PayloadOf,
+				Now:     opts.Clock.Now,
+				Picked: func(mechanism string) {
+					opts.Logger.Info("sessionstore: following changes of other writers", "collection", coll.Name(), "feed", mechanism)
+				},
+			}
+		}
 	}
 	eng, err := engine.New(ctx, engine.Config{
 		Collection:        coll.Name(),
@@ -122,6 +137,9 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 		StoredTTL:         opts.TTLFunc != nil,
 		MaxPayload:        opts.MaxPayload,
 		MaxCacheAge:       opts.MaxCacheAge,
+		Feed:              changes,
+		Coherence:         engine.Coherence(opts.Coherence),
+		MaxStaleness:      opts.MaxStaleness,
 		LoadTimeout:       opts.LoadTimeout,
 		WriteTimeout:      opts.WriteTimeout,
 		TouchInterval:     opts.TouchInterval,

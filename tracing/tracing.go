@@ -58,6 +58,9 @@ const (
 	TTLAction = attribute.Key("sessionstore.ttl.action")
 	// Operation names the store operation of a metric data point.
 	Operation = attribute.Key("sessionstore.operation")
+	// Untrusted tells that a Get found the session in memory but read
+	// the server, because the change feed was down or behind.
+	Untrusted = attribute.Key("sessionstore.coherence.untrusted")
 )
 
 // Database semantic-convention attributes set on client spans.
@@ -85,4 +88,20 @@ const (
 	MetricDuration     = "sessionstore.operation.duration"
 	MetricCacheEntries = "sessionstore.cache.entries"
 	MetricTouchPending = "sessionstore.touches.pending"
+
+	// MetricInvalidations counts sessions dropped from memory because
+	// the change feed saw them changed or deleted elsewhere.
+	MetricInvalidations = "sessionstore.coherence.invalidations"
+	// MetricFallbacks counts the times the change feed lost track of
+	// changes, so that memory was emptied and reads went to the server.
+	MetricFallbacks = "sessionstore.coherence.fallbacks"
+	// MetricUntrusted counts Gets that found the session in memory but
+	// read the server because the feed was down or behind.
+	MetricUntrusted = "sessionstore.coherence.untrusted"
+	// MetricFollowing is 1 while the change feed has caught up within
+	// MaxStaleness, else 0.
+	MetricFollowing = "sessionstore.coherence.following"
+	// MetricLag is how long ago, in seconds, the change feed last
+	// caught up; absent while it has not since it was lost.
+	MetricLag = "sessionstore.coherence.lag"
 )

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/sessionstore/sessionstore/internal/feed"
 	"github.com/sessionstore/sessionstore/internal/observe"
 	"github.com/sessionstore/sessionstore/internal/stopper"
 	"github.com/sessionstore/sessionstore/internal/tier"
@@ -98,6 +99,12 @@ type Config struct {
 	MaxPayload  int           // the largest payload Set accepts
 	MaxCacheAge time.Duration // how long memory answers without the server; negative: until expiry
 
+	// Feed follows the changes of every writer; nil for none. It runs
+	// unless Coherence is Off.
+	Feed         feed.Feed
+	Coherence    Coherence
+	MaxStaleness time.Duration // see Coherence; unused when Off
+
 	LoadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	TouchInterval     time.Duration
@@ -136,6 +143,9 @@ type Engine struct {
 
 	bg    *stopper.Stopper
 	index *indexState
+
+	caught     atomic.Int64 // Now().UnixNano() when the feed's last catch-up began; 0: not following
+	feedFailed atomic.Bool  // the feed has been lost at least once
 
 	closed atomic.Bool
 }
@@ -181,6 +191,9 @@ func New(ctx context.Context, cfg Config, db Authority, mem Cache) (*Engine, err
 		return nil, err
 	}
 	_ = e.bg.Go("touch flusher", e.flusher.Run)
+	if cfg.Feed != nil && cfg.Coherence != Off {
+		_ = e.bg.Go("change feed", func(ctx context.Context) { cfg.Feed.Run(ctx, sink{e}) })
+	}
 	// Last: a metric reader may collect at once, on another goroutine.
 	if err := e.obs.Observe(e.gauges); err != nil {
 		_ = e.bg.Stop(context.Background())
@@ -189,11 +202,16 @@ func New(ctx context.Context, cfg Config, db Authority, mem Cache) (*Engine, err
 	return e, nil
 }
 
-func (e *Engine) gauges() (entries, evictions, pending int64) {
+func (e *Engine) gauges() observe.Gauges {
+	g := observe.Gauges{Pending: int64(e.touches.Len())}
 	if e.mem != nil {
-		entries, evictions = int64(e.mem.Entries()), int64(e.mem.Evictions())
+		g.Entries, g.Evictions = int64(e.mem.Entries()), int64(e.mem.Evictions())
 	}
-	return entries, evictions, int64(e.touches.Len())
+	if e.cfg.Feed != nil && e.cfg.Coherence != Off {
+		g.Feed = true
+		g.Following, g.Lag = e.following()
+	}
+	return g
 }
 
 // key validates id and returns it with the prefix.
@@ -221,17 +239,20 @@ func (e *Engine) open(id string) (string, error) {
 	return key, nil
 }
 
-// cached returns key's record from memory if it is live at now and was
-// synced with the server less than MaxCacheAge ago.
-func (e *Engine) cached(key string, now time.Time) (tier.Record, bool) {
+// cached returns key's record from memory if it is live at now and
+// trusted (see Coherence). untrusted reports a live record that was not.
+func (e *Engine) cached(key string, now time.Time) (rec tier.Record, ok, untrusted bool) {
 	if e.mem == nil {
-		return tier.Record{}, false
+		return tier.Record{}, false, false
 	}
-	rec, ok := e.mem.Get(key)
-	if !ok || !rec.Live(now) || (e.cfg.MaxCacheAge > 0 && now.Sub(rec.Synced) >= e.cfg.MaxCacheAge) {
-		return tier.Record{}, false
+	rec, ok = e.mem.Get(key)
+	if !ok || !rec.Live(now) {
+		return tier.Record{}, false, false
 	}
-	return rec, true
+	if trusted, feed := e.trusted(&rec, now); !trusted {
+		return tier.Record{}, false, !feed
+	}
+	return rec, true, false
 }
 
 // loaded is the result of a shared load.
@@ -241,15 +262,19 @@ type loaded struct {
 }
 
 // Cached validates id and returns it with the prefix as key, and its
-// record when memory holds it live and synced with the server less than
-// MaxCacheAge ago (a hit). On a miss, call Load with key.
+// record when memory holds it live and trusted (a hit; see Coherence).
+// On a miss, call Load with key.
 func (e *Engine) Cached(op *observe.Operation, id string) (rec tier.Record, key string, hit bool, err error) {
 	if key, err = e.open(id); err != nil {
 		return tier.Record{}, "", false, err
 	}
-	if rec, ok := e.cached(key, e.cfg.Now()); ok {
+	rec, hit, untrusted := e.cached(key, e.cfg.Now())
+	if hit {
 		op.Hit()
 		return rec, key, true, nil
+	}
+	if untrusted {
+		op.Untrusted()
 	}
 	op.Miss()
 	return tier.Record{}, key, false, nil
@@ -304,7 +329,7 @@ func (e *Engine) load(caller context.Context, key string, check func([]byte) err
 	// A Get that missed just before an earlier load of key cached it and
 	// left the group starts a load of its own: answer it from memory
 	// rather than read the server again.
-	if rec, ok := e.cached(key, e.cfg.Now()); ok {
+	if rec, ok, _ := e.cached(key, e.cfg.Now()); ok {
 		return loaded{rec: rec}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), e.cfg.LoadTimeout)
@@ -637,16 +662,7 @@ func (e *Engine) Clear(ctx context.Context) error {
 	}
 	e.touches.ForgetAll()
 	err := e.db.Clear(ctx)
-	e.mu.Lock()
-	for key, st := range e.keys {
-		st.dirty = st.writers > 0
-		st.gen++
-		e.loads.Forget(key)
-	}
-	if e.mem != nil {
-		e.mem.Clear()
-	}
-	e.mu.Unlock()
+	e.forgetAll()
 	return err
 }
 

@@ -51,6 +51,7 @@ func config(t *testing.T, clk *clock) engine.Config {
 		TTL:               time.Hour,
 		MaxPayload:        1 << 20,
 		MaxCacheAge:       time.Minute,
+		Coherence:         engine.Off, // coherence_test.go tests the others
 		LoadTimeout:       time.Second,
 		WriteTimeout:      time.Second,
 		TouchInterval:     time.Hour,

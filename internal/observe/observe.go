@@ -94,17 +94,27 @@ type Observer struct {
 	hits, misses, loads, joined    metric.Int64Counter
 	queued, skipped, flushed, drop metric.Int64Counter
 	reaped, errs                   metric.Int64Counter
+	invalid, fallbacks, untrusted  metric.Int64Counter
 	duration                       metric.Float64Histogram
 
-	meter            metric.Meter
-	entries, pending metric.Int64ObservableGauge
-	evictions        metric.Int64ObservableCounter
-	gauges           metric.Registration // set by observe
+	meter                       metric.Meter
+	entries, pending, following metric.Int64ObservableGauge
+	lag                         metric.Float64ObservableGauge
+	evictions                   metric.Int64ObservableCounter
+	gauges                      metric.Registration // set by observe
 }
 
-// Gauges reports the in-memory entries, evictions so far and pending
-// touches for the observable instruments.
-type Gauges func() (entries int64, evictions int64, pending int64)
+// Gauges are the values of the observable instruments.
+type Gauges struct {
+	Entries   int64 // sessions in memory
+	Evictions int64 // sessions evicted so far
+	Pending   int64 // touches waiting to be written
+	Feed      bool  // a change feed is followed: the next two count
+	Following bool  // the feed has caught up within the staleness bound
+	// Lag is how long ago the feed last caught up; negative when it has
+	// not since it was lost.
+	Lag time.Duration
+}
 
 // New returns an observer of the store over database.collection. Nil
 // providers mean the global ones.
@@ -154,6 +164,9 @@ func New(database, collection string, tp trace.TracerProvider, mp metric.MeterPr
 	o.drop = counter(tracing.MetricTouchDropped, "{touch}", "Touches dropped because too many were pending.")
 	o.reaped = counter(tracing.MetricReaped, "{document}", "Expired documents deleted by the reaper.")
 	o.errs = counter(tracing.MetricErrors, "{error}", "Failed operations, by operation.")
+	o.invalid = counter(tracing.MetricInvalidations, "{session}", "Sessions dropped from memory because another writer changed them.")
+	o.fallbacks = counter(tracing.MetricFallbacks, "{event}", "Times the change feed lost track of changes.")
+	o.untrusted = counter(tracing.MetricUntrusted, "{get}", "Gets that read the server because the change feed was down or behind.")
 	h, err := m.Float64Histogram(tracing.MetricDuration, metric.WithUnit("s"), metric.WithDescription("Duration of store operations."))
 	errs = append(errs, err)
 	o.duration = h
@@ -162,6 +175,10 @@ func New(database, collection string, tp trace.TracerProvider, mp metric.MeterPr
 	o.pending, err = m.Int64ObservableGauge(tracing.MetricTouchPending, metric.WithUnit("{session}"), metric.WithDescription("Sessions waiting for a touch write."))
 	errs = append(errs, err)
 	o.evictions, err = m.Int64ObservableCounter(tracing.MetricEvictions, metric.WithUnit("{session}"), metric.WithDescription("Sessions evicted from memory to make room."))
+	errs = append(errs, err)
+	o.following, err = m.Int64ObservableGauge(tracing.MetricFollowing, metric.WithUnit("1"), metric.WithDescription("1 while the change feed is caught up within the staleness bound."))
+	errs = append(errs, err)
+	o.lag, err = m.Float64ObservableGauge(tracing.MetricLag, metric.WithUnit("s"), metric.WithDescription("Time since the change feed last caught up."))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -172,15 +189,25 @@ func New(database, collection string, tp trace.TracerProvider, mp metric.MeterPr
 // Observe registers gauges as the source of the observable instruments.
 // Call it once everything gauges reads is set: a reader may call it at
 // once, from another goroutine.
-func (o *Observer) Observe(gauges Gauges) error {
+func (o *Observer) Observe(gauges func() Gauges) error {
 	var err error
 	o.gauges, err = o.meter.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
-		e, ev, p := gauges()
-		obs.ObserveInt64(o.entries, e)
-		obs.ObserveInt64(o.evictions, ev)
-		obs.ObserveInt64(o.pending, p)
+		g := gauges()
+		obs.ObserveInt64(o.entries, g.Entries)
+		obs.ObserveInt64(o.evictions, g.Evictions)
+		obs.ObserveInt64(o.pending, g.Pending)
+		if g.Feed {
+			following := int64(0)
+			if g.Following {
+				following = 1
+			}
+			obs.ObserveInt64(o.following, following)
+			if g.Lag >= 0 {
+				obs.ObserveFloat64(o.lag, g.Lag.Seconds())
+			}
+		}
 		return nil
-	}, o.entries, o.pending, o.evictions)
+	}, o.entries, o.pending, o.evictions, o.following, o.lag)
 	return err
 }
 
@@ -270,6 +297,15 @@ func (op *Operation) Miss() {
 	}
 }
 
+// Untrusted records a Get that found its session in memory but read the
+// server, because the change feed was down or behind.
+func (op *Operation) Untrusted() {
+	op.o.untrusted.Add(context.Background(), 1)
+	if op.span.IsRecording() {
+		op.span.SetAttributes(tracing.Untrusted.Bool(true))
+	}
+}
+
 // Loaded records that a Get was answered by a database read, which it
 // started or joined.
 func (op *Operation) Loaded(joined bool) {
@@ -316,6 +352,13 @@ func (o *Observer) Logger() *slog.Logger { return o.logger }
 
 // LoadStarted counts a database read behind a cache miss.
 func (o *Observer) LoadStarted() { o.loads.Add(context.Background(), 1) }
+
+// Invalidated counts a session dropped from memory because another
+// writer changed it.
+func (o *Observer) Invalidated() { o.invalid.Add(context.Background(), 1) }
+
+// FeedLost counts a loss of the change feed.
+func (o *Observer) FeedLost() { o.fallbacks.Add(context.Background(), 1) }
 
 // TouchQueued counts a buffered touch.
 func (o *Observer) TouchQueued() { o.queued.Add(context.Background(), 1) }

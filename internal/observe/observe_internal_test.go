@@ -144,7 +144,7 @@ func TestOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := o.Observe(func() (int64, int64, int64) { return 1, 2, 3 }); err != nil {
+	if err := o.Observe(func() Gauges { return Gauges{Entries: 1, Evictions: 2, Pending: 3} }); err != nil {
 		t.Fatal(err)
 	}
 	defer o.Close()

@@ -1,0 +1,126 @@
+package engine
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/sessionstore/sessionstore/internal/feed"
+	"github.com/sessionstore/sessionstore/internal/tier"
+)
+
+// Coherence says when memory may answer for the server.
+type Coherence uint8
+
+const (
+	// Strict trusts a record in memory while the change feed has caught
+	// up within MaxStaleness, or for MaxStaleness after the record was
+	// read; otherwise reads go to the server (fail closed).
+	Strict Coherence = iota
+	// Lenient is Strict while the feed follows, and trusts memory up to
+	// MaxCacheAge while it does not.
+	Lenient
+	// Off follows no feed and trusts memory up to MaxCacheAge.
+	Off
+)
+
+// trusted reports whether rec, held in memory and live at now, may answer
+// for the server; if not, byAge tells that MaxCacheAge refused it rather
+// than the feed.
+func (e *Engine) trusted(rec *tier.Record, now time.Time) (ok, byAge bool) {
+	age := now.Sub(rec.Synced)
+	if e.cfg.MaxCacheAge > 0 && age >= e.cfg.MaxCacheAge {
+		return false, true
+	}
+	if e.cfg.Coherence == Off || age < e.cfg.MaxStaleness {
+		return true, false
+	}
+	if caught := e.caught.Load(); caught != 0 && now.UnixNano()-caught < int64(e.cfg.MaxStaleness) {
+		return true, false
+	}
+	return e.cfg.Coherence == Lenient, false
+}
+
+// following reports whether the feed has caught up within MaxStaleness,
+// and how long ago it last did (negative when it has not since it was
+// lost or started).
+func (e *Engine) following() (bool, time.Duration) {
+	caught := e.caught.Load()
+	if caught == 0 {
+		return false, -1
+	}
+	lag := time.Duration(e.cfg.Now().UnixNano() - caught)
+	return lag < e.cfg.MaxStaleness, lag
+}
+
+// sink applies a change feed to the engine.
+type sink struct{ e *Engine }
+
+var _ feed.Sink = sink{}
+
+// Changed drops id from memory unless memory holds what was written: the
+// same version and, when the feed knows it, the same payload. Touches
+// change neither, so they cost nothing. A load or write of id in flight
+// no longer caches what it read or wrote: it may predate the change.
+func (s sink) Changed(id string, rev int64, payload []byte) {
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.keys[id]; st != nil {
+		st.gen++
+		if st.writers > 0 {
+			st.dirty = true
+		}
+	}
+	e.loads.Forget(id)
+	if e.mem == nil {
+		return
+	}
+	rec, ok := e.mem.Get(id)
+	if !ok {
+		return
+	}
+	same := rev >= 0 && rec.Rev == rev
+	if payload != nil {
+		same = same && bytes.Equal(payload, rec.Payload)
+	} else {
+		same = same && rev > 0 // a version alone tells nothing of unversioned writers
+	}
+	if !same {
+		e.mem.Remove(id)
+		e.obs.Invalidated()
+	}
+}
+
+// CaughtUp lets memory answer again, for MaxStaleness after since.
+func (s sink) CaughtUp(since time.Time) {
+	if s.e.caught.Swap(since.UnixNano()) == 0 {
+		s.e.log.Info("sessionstore: following changes", "collection", s.e.cfg.Collection)
+	}
+}
+
+// Lost drops memory's contents: changes may have been missed.
+func (s sink) Lost(err error) {
+	e := s.e
+	was := e.caught.Swap(0) != 0
+	e.forgetAll()
+	e.obs.FeedLost()
+	if was || !e.feedFailed.Swap(true) {
+		e.log.Warn("sessionstore: lost track of changes made by other instances; memory answers only recent reads until the feed catches up",
+			"collection", e.cfg.Collection, "error", err)
+	}
+}
+
+// forgetAll empties memory and keeps every load and write in flight from
+// caching what it read or wrote.
+func (e *Engine) forgetAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for key, st := range e.keys {
+		st.gen++
+		st.dirty = st.writers > 0
+		e.loads.Forget(key)
+	}
+	if e.mem != nil {
+		e.mem.Clear()
+	}
+}
