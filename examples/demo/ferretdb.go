@@ -8,9 +8,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 
+	"github.com/sessionstore/sessionstore/integration/oplog"
 	"github.com/sessionstore/sessionstore/integration/wiresync"
 )
 
@@ -68,6 +70,13 @@ func startFerretDB(addr, dir string, logger *slog.Logger) (*embedded, error) {
 	u, err := url.Parse(f.MongoDBURI())
 	if err == nil {
 		e.proxy, err = wiresync.Start(addr, u.Host)
+	}
+	if err == nil {
+		// The oplog lets several demo instances on this server keep their
+		// memory coherent (see package oplog).
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = oplog.Ensure(ctx, f.MongoDBURI(), oplog.DefaultSize)
+		cancel()
 	}
 	if err != nil {
 		e.stop(context.Background())

@@ -268,8 +268,11 @@ func testUnchangedCommit(t *testing.T, keys int) {
 
 	// A request that changes the session writes it.
 	a.do("/put", "k", "k0", "v", "changed")
-	if got := mongotest.Names(cmds.Take()); !slices.Equal(got, []string{"update"}) {
-		t.Errorf("a changing request sent %v, want one update (the upsert)", got)
+	got := mongotest.Names(cmds.Take())
+	// The read is from memory unless the change feed lags on a busy
+	// machine: then memory is not trusted and the session is read first.
+	if !slices.Equal(got, []string{"update"}) && !slices.Equal(got, []string{"find", "update"}) {
+		t.Errorf("a changing request sent %v, want one update (the upsert), after a find at most", got)
 	}
 	if _, p := stored(t, coll, token); bytes.Equal(p, payload) {
 		t.Error("the changed session was not written")

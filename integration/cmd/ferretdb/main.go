@@ -25,6 +25,7 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 
+	"github.com/sessionstore/sessionstore/integration/oplog"
 	"github.com/sessionstore/sessionstore/integration/wiresync"
 )
 
@@ -42,6 +43,7 @@ func main() {
 func run() error {
 	listen := flag.String("listen", "127.0.0.1:0", "TCP `address` to listen on; port 0 picks a free port")
 	dir := flag.String("dir", "", "SQLite data `directory`; empty means a temporary directory removed on exit")
+	oplogSize := flag.Int64("oplog", oplog.DefaultSize, "size in `bytes` of the capped local.oplog.rs to create if missing; 0: none")
 	logLevel := flag.String("log", "warn", "FerretDB log `level` (debug, info, warn, error), written to stderr")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -99,6 +101,11 @@ func run() error {
 	// through a proxy that runs writes one at a time, as MongoDB's
 	// atomic single-document writes require (see package wiresync).
 	backend, err := url.Parse(f.MongoDBURI())
+	if err == nil && *oplogSize > 0 {
+		octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
+		err = oplog.Ensure(octx, f.MongoDBURI(), *oplogSize)
+		ocancel()
+	}
 	if err == nil {
 		var proxy *wiresync.Proxy
 		if proxy, err = wiresync.Start(*listen, backend.Host); err == nil {
