@@ -68,6 +68,7 @@ type config struct {
 	sessions    int
 	timeout     time.Duration
 	writeTime   time.Duration
+	instances   int
 	workloads   []string
 }
 
@@ -80,6 +81,7 @@ func main() {
 	flag.IntVar(&c.sessions, "sessions", 1_000, "returning sessions in the returning workload")
 	flag.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound on the whole run, server start included")
 	flag.DurationVar(&c.writeTime, "write-timeout", 0, "the store's WriteTimeout, which bounds each touch command (0: the store's default)")
+	flag.IntVar(&c.instances, "instances", 1, "demo instances, each with a store and a client of its own, sharing the collection; requests go to them in turn")
 	flag.StringVar(&workloads, "workloads", "new,returning", "comma-separated workloads to run")
 	flag.Parse()
 	c.workloads = strings.Split(workloads, ",")
@@ -90,8 +92,8 @@ func main() {
 }
 
 func run(c config) error {
-	if c.duration <= 0 || c.requests <= 0 || c.concurrency <= 0 || c.sessions <= 0 {
-		return errors.New("-duration, -requests, -concurrency and -sessions must be positive")
+	if c.duration <= 0 || c.requests <= 0 || c.concurrency <= 0 || c.sessions <= 0 || c.instances <= 0 {
+		return errors.New("-duration, -requests, -concurrency, -sessions and -instances must be positive")
 	}
 	for _, w := range c.workloads {
 		if w != "new" && w != "returning" {
@@ -111,19 +113,27 @@ func run(c config) error {
 		}
 	}()
 	cmds := &commands{counts: map[string]int{}}
-	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetMonitor(cmds.monitor()))
-	if err != nil {
-		return err
+	var clients []*mongo.Client
+	for range c.instances {
+		client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetMonitor(cmds.monitor()))
+		if err != nil {
+			return err
+		}
+		defer client.Disconnect(context.WithoutCancel(ctx))
+		clients = append(clients, client)
 	}
-	defer client.Disconnect(context.WithoutCancel(ctx))
 
-	fmt.Printf("server: %s; %d clients; each workload: at most %d requests or %v\n",
-		srv.Kind(), c.concurrency, c.requests, c.duration)
+	fmt.Printf("server: %s; %d instances; %d clients; each workload: at most %d requests or %v\n",
+		srv.Kind(), c.instances, c.concurrency, c.requests, c.duration)
 	for _, w := range c.workloads {
-		coll := client.Database(database).Collection(fmt.Sprintf("sessions_%s_%d", w, time.Now().UnixNano()))
-		cmds.watch(coll.Name())
-		r, err := workload(ctx, c, w, coll, cmds)
-		if derr := coll.Drop(context.WithoutCancel(ctx)); derr != nil && err == nil {
+		name := fmt.Sprintf("sessions_%s_%d", w, time.Now().UnixNano())
+		var colls []*mongo.Collection
+		for _, client := range clients {
+			colls = append(colls, client.Database(database).Collection(name))
+		}
+		cmds.watch(name)
+		r, err := workload(ctx, c, w, colls, cmds)
+		if derr := colls[0].Drop(context.WithoutCancel(ctx)); derr != nil && err == nil {
 			err = derr
 		}
 		if r.name != "" {
@@ -145,6 +155,7 @@ type result struct {
 	commands  map[string]int
 	latencies []time.Duration
 	setup     int // requests made before the load, not counted
+	feed      int // oplog reads of the change feeds, not in commands
 }
 
 func (r result) String() string {
@@ -170,47 +181,58 @@ func (r result) String() string {
 		r.name, r.requests, r.failed, r.elapsed.Round(time.Millisecond),
 		float64(r.requests)/r.elapsed.Seconds(), pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
 		perReq, total, strings.Join(names, " "))
+	if r.feed > 0 {
+		s += fmt.Sprintf("; change feeds: %d oplog reads (%.1f/s)", r.feed, float64(r.feed)/r.elapsed.Seconds())
+	}
 	if r.setup > 0 {
 		s += fmt.Sprintf("; after %d untimed requests making the sessions", r.setup)
 	}
 	return s
 }
 
-// workload runs one workload against a new store and server over coll.
-func workload(ctx context.Context, c config, name string, coll *mongo.Collection, cmds *commands) (result, error) {
+// workload runs one workload against a store and a server per
+// collection in colls, all of one collection seen through a client each.
+func workload(ctx context.Context, c config, name string, colls []*mongo.Collection, cmds *commands) (result, error) {
 	var (
-		background atomic.Int64          // background failures of the store
+		background atomic.Int64          // background failures of the stores
 		firstErr   atomic.Pointer[error] // the first of them
 	)
-	store, err := sessionstore.New(coll, &sessionstore.Options[app.Session]{
-		Codec:        codec.BSON[app.Session]{},
-		TTL:          app.Lifetime,
-		WriteTimeout: c.writeTime,
-		OnError: func(err error) {
-			background.Add(1)
-			firstErr.CompareAndSwap(nil, &err)
-		},
-	})
-	if err != nil {
-		return result{}, err
+	var (
+		stores []*sessionstore.Store[app.Session]
+		urls   []string
+	)
+	for _, coll := range colls {
+		store, err := sessionstore.New(coll, &sessionstore.Options[app.Session]{
+			Codec:        codec.BSON[app.Session]{},
+			TTL:          app.Lifetime,
+			WriteTimeout: c.writeTime,
+			OnError: func(err error) {
+				background.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
+			},
+		})
+		if err != nil {
+			return result{}, err
+		}
+		defer store.Close(context.WithoutCancel(ctx))
+		// Let TTL index setup finish, so that its commands are not counted.
+		if _, err := store.TTLIndex(ctx); err != nil {
+			return result{}, err
+		}
+		h, err := app.New(store, secret, nil)
+		if err != nil {
+			return result{}, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return result{}, err
+		}
+		server := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go server.Serve(ln)
+		defer server.Shutdown(context.WithoutCancel(ctx))
+		stores = append(stores, store)
+		urls = append(urls, "http://"+ln.Addr().String()+"/")
 	}
-	defer store.Close(context.WithoutCancel(ctx))
-	// Let TTL index setup finish, so that its commands are not counted.
-	if _, err := store.TTLIndex(ctx); err != nil {
-		return result{}, err
-	}
-	h, err := app.New(store, rand.Text(), nil)
-	if err != nil {
-		return result{}, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return result{}, err
-	}
-	server := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go server.Serve(ln)
-	defer server.Shutdown(context.WithoutCancel(ctx))
-	url := "http://" + ln.Addr().String() + "/"
 	httpc := &http.Client{
 		Transport: &http.Transport{MaxIdleConnsPerHost: c.concurrency, MaxConnsPerHost: c.concurrency},
 		Timeout:   30 * time.Second,
@@ -219,21 +241,30 @@ func workload(ctx context.Context, c config, name string, coll *mongo.Collection
 
 	var cookies []*http.Cookie
 	if name == "returning" {
-		cookies, err = makeSessions(ctx, httpc, url, c.sessions)
+		var err error
+		cookies, err = makeSessions(ctx, httpc, urls, c.sessions)
 		if err != nil {
 			return result{}, err
 		}
 	}
-	if err := store.Flush(ctx); err != nil {
+	flush := func() error {
+		for _, s := range stores {
+			if err := s.Flush(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := flush(); err != nil {
 		return result{}, err
 	}
 	cmds.reset()
-	r := load(ctx, c, httpc, url, cookies)
+	r := load(ctx, c, httpc, urls, cookies)
 	r.name = name
 	r.setup = len(cookies)
 	// The touches buffered during the load are part of its cost.
-	err = store.Flush(ctx)
-	r.commands = cmds.snapshot()
+	err := flush()
+	r.commands, r.feed = cmds.snapshot()
 	if err != nil {
 		return r, fmt.Errorf("flush after the load: %w", err)
 	}
@@ -243,12 +274,15 @@ func workload(ctx context.Context, c config, name string, coll *mongo.Collection
 	return r, ctx.Err()
 }
 
+// secret signs the cookies of every instance of a run.
+var secret = rand.Text()
+
 // makeSessions sends n requests without a cookie, one at a time, and
 // returns the session cookies they set.
-func makeSessions(ctx context.Context, httpc *http.Client, url string, n int) ([]*http.Cookie, error) {
+func makeSessions(ctx context.Context, httpc *http.Client, urls []string, n int) ([]*http.Cookie, error) {
 	cookies := make([]*http.Cookie, 0, n)
-	for range n {
-		resp, err := get(ctx, httpc, url, nil)
+	for i := range n {
+		resp, err := get(ctx, httpc, urls[i%len(urls)], nil)
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +304,7 @@ func makeSessions(ctx context.Context, httpc *http.Client, url string, n int) ([
 // been sent or c.duration has passed; requests in flight then are
 // answered and counted. With cookies, request i brings cookie i mod
 // len(cookies).
-func load(ctx context.Context, c config, httpc *http.Client, url string, cookies []*http.Cookie) result {
+func load(ctx context.Context, c config, httpc *http.Client, urls []string, cookies []*http.Cookie) result {
 	var (
 		next, done, failed atomic.Int64
 		mu                 sync.Mutex // protects lat
@@ -292,7 +326,7 @@ func load(ctx context.Context, c config, httpc *http.Client, url string, cookies
 					ck = cookies[i%int64(len(cookies))]
 				}
 				t := time.Now()
-				_, err := get(ctx, httpc, url, ck)
+				_, err := get(ctx, httpc, urls[i%int64(len(urls))], ck)
 				mine = append(mine, time.Since(t))
 				done.Add(1)
 				if err != nil {
@@ -338,6 +372,7 @@ type commands struct {
 	mu     sync.Mutex // protects coll and counts
 	coll   string
 	counts map[string]int
+	feed   int // reads of the oplog, by the stores' change feeds
 }
 
 func (c *commands) monitor() *event.CommandMonitor {
@@ -352,8 +387,11 @@ func (c *commands) monitor() *event.CommandMonitor {
 				return
 			}
 			c.mu.Lock()
-			if name == c.coll {
+			switch name {
+			case c.coll:
 				c.counts[e.CommandName]++
+			case "oplog.rs":
+				c.feed++
 			}
 			c.mu.Unlock()
 		},
@@ -369,11 +407,12 @@ func (c *commands) watch(coll string) {
 func (c *commands) reset() {
 	c.mu.Lock()
 	clear(c.counts)
+	c.feed = 0
 	c.mu.Unlock()
 }
 
-func (c *commands) snapshot() map[string]int {
+func (c *commands) snapshot() (map[string]int, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return maps.Clone(c.counts)
+	return maps.Clone(c.counts), c.feed
 }
