@@ -118,7 +118,7 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 		mem = tier.NewMemory(opts.CacheSize)
 		if opts.Coherence != CoherenceOff {
 			changes = &feed.Auto{
-				Coll:     coll,
+				Coll:     db.Collection(),
 				Interval: opts.MaxStaleness / 4,
 				// A read slower than this has left memory untrusted anyway.
 				Timeout: max(2*opts.MaxStaleness, 2*time.Second),

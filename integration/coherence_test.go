@@ -1,15 +1,19 @@
 package integration_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -49,10 +53,34 @@ func waitFollowing(t *testing.T, tm *telemetry) {
 // later than MaxStaleness after A's write was acknowledged must not
 // return the old session.
 func TestCoherenceBoundsStaleness(t *testing.T) {
+	testStaleness(t, "oplog")
+}
+
+// The same through a change stream, on a replica set or sharded cluster.
+func TestCoherenceChangeStream(t *testing.T) {
+	var hello struct {
+		SetName string `bson:"setName"`
+		Msg     string `bson:"msg"`
+	}
+	if err := mongotest.Client(t).Database("admin").RunCommand(bg(t), bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		t.Fatal(err)
+	}
+	if hello.SetName == "" && hello.Msg != "isdbgrid" {
+		t.Skip("NOT RUN: the change-stream feed needs a replica set or a sharded cluster; this server is a standalone " +
+			"(FerretDB here has neither). Set MONGODB_URI to one to run this test.")
+	}
+	testStaleness(t, "change stream")
+}
+
+func testStaleness(t *testing.T, mechanism string) {
 	coll := mongotest.Collection(t)
 	tm := newTelemetry(t)
+	var logs syncBuffer
 	a := newStore(t, coll, &sessionstore.Options[visit]{TTLIndex: ttl.Off})
-	b := newStore(t, otherClient(t, coll, mongotest.URI()), observed(tm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
+	b := newStore(t, otherClient(t, coll, mongotest.URI()), observed(tm, &sessionstore.Options[visit]{
+		TTLIndex: ttl.Off,
+		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
+	}))
 	const n = 200
 	for i := range n {
 		if err := a.Set(bg(t), fmt.Sprint(i), visit{N: 1}); err != nil {
@@ -60,6 +88,9 @@ func TestCoherenceBoundsStaleness(t *testing.T) {
 		}
 	}
 	waitFollowing(t, tm)
+	if log := logs.String(); !strings.Contains(log, "feed="+mechanism) && !strings.Contains(log, fmt.Sprintf("feed=%q", mechanism)) {
+		t.Fatalf("the store did not follow changes by %s; its log:\n%s", mechanism, logs.String())
+	}
 	for i := range n {
 		if _, err := b.Get(bg(t), fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
@@ -116,11 +147,29 @@ func TestCoherenceBoundsStaleness(t *testing.T) {
 		t.Error(f)
 	}
 	slices.Sort(seen)
-	t.Logf("staleness over %d deletes and replacements seen by another instance: median %v, p99 %v, worst %v (bound %v)",
-		n, seen[n/2].Round(time.Millisecond), seen[n*99/100].Round(time.Millisecond), seen[n-1].Round(time.Millisecond), bound)
+	t.Logf("%s: staleness over %d deletes and replacements seen by another instance: median %v, p99 %v, worst %v (bound %v)",
+		mechanism, n, seen[n/2].Round(time.Millisecond), seen[n*99/100].Round(time.Millisecond), seen[n-1].Round(time.Millisecond), bound)
 	if inv := tm.count(t, tracing.MetricInvalidations); inv < n/2 {
 		t.Errorf("%d invalidations counted, want at least %d", inv, n/2)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // While B's connection to the server is cut, no Get of B returns a session
@@ -217,5 +266,69 @@ func TestCoherenceFailsClosedWhileCutOff(t *testing.T) {
 	})
 	if lost := tm.count(t, tracing.MetricFallbacks); lost == 0 {
 		t.Error("the feed's loss was not counted")
+	}
+}
+
+// The feed sees every write, but touches (which change neither the
+// version nor the payload) and a store's own writes, which it already
+// holds, never make a store read the session again.
+func TestCoherenceTouchesAndOwnWritesCostNothing(t *testing.T) {
+	coll := mongotest.Collection(t)
+	acoll, acmds := mongotest.Monitored(t, coll)
+	bcoll, bcmds := mongotest.Monitored(t, coll)
+	atm, btm := newTelemetry(t), newTelemetry(t)
+	a := newStore(t, acoll, observed(atm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
+	b := newStore(t, bcoll, observed(btm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
+	if err := a.Create(bg(t), "s", visit{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Update(bg(t), "s", func(v *visit) error { v.N++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitFollowing(t, atm)
+	waitFollowing(t, btm)
+	if _, err := b.Get(bg(t), "s"); err != nil {
+		t.Fatal(err)
+	}
+	acmds.Reset()
+	bcmds.Reset()
+	deadline := time.Now().Add(3 * sessionstore.DefaultMaxStaleness)
+	for time.Now().Before(deadline) {
+		for _, s := range []*sessionstore.Store[visit]{a, b} {
+			if err := s.Touch(bg(t), "s"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Flush(bg(t)); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := s.Get(bg(t), "s"); err != nil || v.N != 2 {
+				t.Fatalf("Get = %v, %v", v, err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := acmds.Count("find") + bcmds.Count("find"); n != 0 {
+		t.Errorf("touches over %v made the stores read the session %d times, want 0: %v %v", 3*sessionstore.DefaultMaxStaleness, n, acmds.Take(), bcmds.Take())
+	}
+	if n := btm.count(t, tracing.MetricInvalidations) + atm.count(t, tracing.MetricInvalidations); n != 0 {
+		t.Errorf("%d invalidations by touches and own writes, want 0", n)
+	}
+	// A's Update reaches B as an invalidation: B reads once, A not at all.
+	if _, err := a.Update(bg(t), "s", func(v *visit) error { v.N++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitObserved(t, "B to see A's update", func() bool {
+		v, err := b.Get(bg(t), "s")
+		return err == nil && v.N == 3
+	})
+	time.Sleep(2 * sessionstore.DefaultMaxStaleness / 4) // a feed poll or two
+	if v, err := a.Get(bg(t), "s"); err != nil || v.N != 3 {
+		t.Fatalf("A.Get = %v, %v", v, err)
+	}
+	if n := acmds.Count("find"); n != 0 {
+		t.Errorf("A read its own update back %d times, want 0: %v", n, acmds.Take())
+	}
+	if n := bcmds.Count("find"); n != 1 {
+		t.Errorf("B read the session %d times after A's update, want 1", n)
 	}
 }

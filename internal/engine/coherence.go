@@ -67,8 +67,8 @@ func (s sink) Changed(id string, rev int64, payload []byte) {
 	defer e.mu.Unlock()
 	if st := e.keys[id]; st != nil {
 		st.gen++
-		if st.writers > 0 {
-			st.dirty = true
+		if st.writers > 0 && !(st.writers == 1 && holds(st.writing, rev, payload)) {
+			st.dirty = true // another writer's change: the order is unknown
 		}
 	}
 	e.loads.Forget(id)
@@ -79,22 +79,32 @@ func (s sink) Changed(id string, rev int64, payload []byte) {
 	if !ok {
 		return
 	}
-	same := rev >= 0 && rec.Rev == rev
-	if payload != nil {
-		same = same && bytes.Equal(payload, rec.Payload)
-	} else {
-		same = same && rev > 0 // a version alone tells nothing of unversioned writers
+	if rev > 0 && rec.Rev > rev {
+		return // memory holds a later version: the entry is history
 	}
-	if !same {
+	if !holds(&rec, rev, payload) {
 		e.mem.Remove(id)
 		e.obs.Invalidated()
+	}
+}
+
+// holds reports whether rec is what a change wrote: the same version and,
+// when the feed knows it, the same payload.
+func holds(rec *tier.Record, rev int64, payload []byte) bool {
+	switch {
+	case rec == nil || rev < 0 || rec.Rev != rev:
+		return false
+	case payload != nil:
+		return bytes.Equal(payload, rec.Payload)
+	default:
+		return rev > 0 // a version alone tells nothing of unversioned writers
 	}
 }
 
 // CaughtUp lets memory answer again, for MaxStaleness after since.
 func (s sink) CaughtUp(since time.Time) {
 	if s.e.caught.Swap(since.UnixNano()) == 0 {
-		s.e.log.Info("sessionstore: following changes", "collection", s.e.cfg.Collection)
+		s.e.log.Info("sessionstore: change feed caught up: memory answers again", "collection", s.e.cfg.Collection)
 	}
 }
 

@@ -97,7 +97,8 @@ func TestChangedDropsWhatMemoryDoesNotHold(t *testing.T) {
 		{"same version, no payload", 2, nil, true},
 		{"same version, other payload", 2, []byte("w"), false},
 		{"newer version", 3, nil, false},
-		{"older version", 1, nil, false},
+		{"older version: history", 1, nil, true},
+		{"unversioned replacement", 0, []byte("v"), false},
 		{"a delete", -1, nil, false},
 		{"unversioned, no payload", 0, nil, false},
 	} {
@@ -132,7 +133,8 @@ func TestChangedDropsWhatMemoryDoesNotHold(t *testing.T) {
 }
 
 // A change seen while a load or a write of the session is in flight keeps
-// it from caching what it read or wrote, which may predate the change.
+// it from caching what it read or wrote, which may predate the change,
+// unless the change is that very write.
 func TestChangedWinsOverWorkInFlight(t *testing.T) {
 	for _, call := range []string{"get", "set"} {
 		t.Run(call, func(t *testing.T) {
@@ -169,6 +171,40 @@ func TestChangedWinsOverWorkInFlight(t *testing.T) {
 				t.Fatalf("the %s in flight cached what it saw after a change was reported", call)
 			}
 		})
+	}
+}
+
+func TestOwnWriteSeenInFlightIsKept(t *testing.T) {
+	clk := newClock()
+	db := &tiertest.Fake{}
+	held, release := make(chan struct{}), make(chan struct{})
+	db.Before = func(ctx context.Context, c string) error {
+		if c == "replace" {
+			close(held)
+			<-release
+		}
+		return nil
+	}
+	e, sink, cfg := coherent(t, clk, engine.Strict, db)
+	db.Put(tier.Record{ID: "a", Payload: []byte("v"), Expires: clk.Now().Add(time.Hour), Rev: 1})
+	old, _, err := get(e, context.Background(), op(t, cfg), "a", accept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.CaughtUp(clk.Now())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Replace(context.Background(), "a", old, []byte("mine"), 0, time.Time{})
+		done <- err
+	}()
+	<-held
+	sink.Changed("a", 2, []byte("mine")) // the write's own entry, seen before it returns
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !hit(t, e, cfg, "a") {
+		t.Fatal("the feed's report of this instance's own write dropped it")
 	}
 }
 

@@ -158,6 +158,9 @@ type keyState struct {
 	writers int    // writes in flight
 	dirty   bool   // writes overlapped: their order on the server is unknown
 	refs    int    // loads and writes holding this entry
+	// writing is the record a lone write in flight stores at a known
+	// version, so that the change feed can tell it from other writers'.
+	writing *tier.Record
 }
 
 // New returns an engine over db and mem (nil for no memory tier) and
@@ -365,12 +368,15 @@ func (e *Engine) endLoad(key string, st *keyState, gen uint64, rec tier.Record, 
 	e.release(key, st)
 }
 
-func (e *Engine) beginWrite(key string) *keyState {
+// beginWrite registers a write of key; rec is what it stores, if its
+// version is known.
+func (e *Engine) beginWrite(key string, rec *tier.Record) *keyState {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.state(key)
 	st.gen++
 	st.writers++
+	st.writing = rec
 	if st.writers > 1 {
 		st.dirty = true
 	}
@@ -385,6 +391,7 @@ func (e *Engine) endWrite(key string, st *keyState, rec *tier.Record, err error)
 	defer e.mu.Unlock()
 	st.gen++
 	st.writers--
+	st.writing = nil
 	// A Get from now on must not join a load that started before the
 	// write: it could return what the write replaced.
 	e.loads.Forget(key)
@@ -431,7 +438,7 @@ func (e *Engine) Set(ctx context.Context, id string, payload []byte, life time.D
 		return err
 	}
 	e.touches.Forget(key) // a touch buffered before must not override this expiry
-	st := e.beginWrite(key)
+	st := e.beginWrite(key, nil)
 	rec.Rev, err = e.db.Set(ctx, rec)
 	e.endWrite(key, st, &rec, err)
 	return err
@@ -446,7 +453,7 @@ func (e *Engine) Create(ctx context.Context, id string, payload []byte, life tim
 		return err
 	}
 	rec.Rev = 1
-	st := e.beginWrite(key)
+	st := e.beginWrite(key, &rec)
 	err = e.db.Insert(ctx, rec)
 	if errors.Is(err, tier.ErrExists) {
 		e.endWrite(key, st, nil, nil) // what is stored is not ours to cache
@@ -467,7 +474,7 @@ func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, paylo
 	}
 	rec.Rev = old.Rev + 1
 	e.touches.Forget(key)
-	st := e.beginWrite(key)
+	st := e.beginWrite(key, &rec)
 	ok, err := e.db.Replace(ctx, old, rec)
 	if err == nil && !ok {
 		err = tier.ErrConflict
@@ -524,7 +531,7 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	e.touches.Forget(key)
-	st := e.beginWrite(key)
+	st := e.beginWrite(key, nil)
 	err = e.db.Delete(ctx, key)
 	e.endWrite(key, st, nil, err)
 	return err

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/sessionstore/sessionstore/codec"
@@ -72,9 +73,12 @@ func NewMongo(coll *mongo.Collection, opts *MongoOptions) (*Mongo, error) {
 	if wc == nil {
 		wc = writeconcern.W1()
 	}
+	// Sessions are read from the primary only: a lagging secondary can
+	// still hold a session that was revoked.
+	coll = coll.Clone(options.Collection().SetReadPreference(readpref.Primary()))
 	m := &Mongo{
 		coll:       coll,
-		touches:    coll.Database().Collection(coll.Name(), options.Collection().SetWriteConcern(wc)),
+		touches:    coll.Clone(options.Collection().SetWriteConcern(wc)),
 		format:     o.Format,
 		scope:      bson.D{},
 		touchAfter: max(o.TouchAfter, 0),
@@ -85,7 +89,8 @@ func NewMongo(coll *mongo.Collection, opts *MongoOptions) (*Mongo, error) {
 	return m, nil
 }
 
-// Collection returns the collection the tier works on.
+// Collection returns the collection the tier works on: the one it was
+// given, reading from the primary.
 func (m *Mongo) Collection() *mongo.Collection { return m.coll }
 
 func liveFilter(base bson.D, now time.Time) bson.D {

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/sessionstore/sessionstore/codec"
@@ -69,11 +70,14 @@ func TestNewMongo(t *testing.T) {
 	if _, err := tier.NewMongo(freshColl(db), &tier.MongoOptions{Format: codec.Format(99)}); err == nil || !strings.Contains(err.Error(), "unknown payload format") {
 		t.Fatalf("NewMongo with format 99: error = %v", err)
 	}
-	coll := freshColl(db)
+	// Whatever the collection's read preference, sessions are read from
+	// the primary.
+	coll := freshColl(db).Clone(options.Collection().SetReadPreference(readpref.SecondaryPreferred()))
 	m := newMongo(t, coll, nil)
-	if m.Collection() != coll {
-		t.Fatal("Collection() is not the collection given")
+	if c := m.Collection(); c.Name() != coll.Name() || c.Database().Name() != coll.Database().Name() {
+		t.Fatalf("Collection() is %s.%s, not the collection given", c.Database().Name(), c.Name())
 	}
+
 	// A touch write concern is used by TouchMany only.
 	m = newMongo(t, coll, &tier.MongoOptions{TouchWriteConcern: writeconcern.Majority(), TouchAfter: -time.Minute})
 	ctx := context.Background()
