@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/integration/mongotest"
@@ -266,6 +267,23 @@ func TestCoherenceFailsClosedWhileCutOff(t *testing.T) {
 	})
 	if lost := tm.count(t, tracing.MetricFallbacks); lost == 0 {
 		t.Error("the feed's loss was not counted")
+	}
+	if n := tm.count(t, tracing.MetricUntrusted); n == 0 {
+		t.Error("no Get was counted as untrusted while the feed was cut off")
+	}
+	untrusted := 0
+	for _, sp := range tm.ended(tracing.SpanGet) {
+		if v, ok := spanAttr(sp, tracing.Untrusted); ok && v.AsBool() {
+			untrusted++
+		}
+	}
+	if untrusted == 0 {
+		t.Errorf("no Get span has %s=true", tracing.Untrusted)
+	}
+	m, ok := tm.metric(t, tracing.MetricLag)
+	g, isGauge := m.Data.(metricdata.Gauge[float64])
+	if !ok || !isGauge || len(g.DataPoints) != 1 || g.DataPoints[0].Value < 0 || g.DataPoints[0].Value > 1 {
+		t.Errorf("%s = %+v, want one point within the bound once following again", tracing.MetricLag, m.Data)
 	}
 }
 
