@@ -4,9 +4,12 @@
 // A [Store] is generic in the session type T. MongoDB is the
 // authoritative tier: every Set writes it first. An in-memory LRU of
 // [Options.CacheSize] sessions answers Gets without a database round
-// trip; concurrent Gets that miss it share one database read. A cached
-// session is read again after [Options.MaxCacheAge], so that changes
-// made by other instances are seen.
+// trip; concurrent Gets that miss it share one database read. Each store
+// follows a change feed of its collection (a change stream, or the oplog
+// where there is no change stream) and drops from memory what other
+// instances and other writers change; memory answers only while the feed
+// bounds its staleness to [Options.MaxStaleness], one second by default
+// (see [Coherence]).
 //
 // Touch, which extends a session's expiry on every request, does not
 // wait for the database: touches are buffered and written in batches, one

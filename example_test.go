@@ -67,3 +67,20 @@ func ExampleOptions_express() {
 	}
 	defer store.Close(context.Background())
 }
+
+// Several instances behind a load balancer share one collection: keep the
+// default CoherenceStrict, and a logout on one instance is honoured by
+// every other within MaxStaleness. A single instance that is the only
+// writer can turn the change feed off.
+func ExampleCoherence() {
+	type Session struct{ UserID string }
+	shared := &sessionstore.Options[Session]{
+		MaxStaleness: 500 * time.Millisecond, // tighter than the default 1s
+	}
+	single := &sessionstore.Options[Session]{
+		Coherence:   sessionstore.CoherenceOff,
+		MaxCacheAge: -1, // memory answers until expiry or eviction
+	}
+	fmt.Println(shared.Coherence == sessionstore.CoherenceStrict, single.Coherence == sessionstore.CoherenceOff)
+	// Output: true true
+}

@@ -101,12 +101,11 @@ type Options[T any] struct {
 	// 10 000; a negative value turns the in-memory tier off, so that
 	// every Get reads the database.
 	CacheSize int
-	// MaxCacheAge is how long a session read from or written to the
-	// database is answered from memory before Get reads it again, so that
-	// a Delete or Set by another instance is seen within MaxCacheAge.
-	// Touches do not renew it. Default 1 minute; a negative value keeps
-	// sessions in memory until they expire or are evicted, right for a
-	// single instance.
+	// MaxCacheAge is the longest a session read from or written to the
+	// database is answered from memory before Get reads it again, whatever
+	// the change feed says (see Coherence). Touches do not renew it.
+	// Default 1 minute; a negative value keeps sessions in memory until
+	// they expire or are evicted.
 	MaxCacheAge time.Duration
 	// Coherence says when memory may answer for the database while other
 	// instances and other writers change sessions. Default
@@ -223,6 +222,8 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 		{"IndexTimeout", c.IndexTimeout < 0},
 		{"ReapInterval", c.ReapInterval < 0},
 		{"UpdateAttempts", c.UpdateAttempts < 0},
+		{"MaxStaleness", c.MaxStaleness < 0},
+		{"Coherence", c.Coherence > CoherenceOff},
 		{"TTLIndex", c.TTLIndex != ttl.Auto && c.TTLIndex != ttl.Off && c.TTLIndex != ttl.Require},
 		{"Prefix", len(c.Prefix) >= MaxIDLength || strings.ContainsRune(c.Prefix, 0)},
 	} {

@@ -190,9 +190,9 @@ func (s *Store[T]) lifetime(v T) time.Duration {
 // Get returns the session id. It returns an error wrapping ErrNotFound
 // when the session does not exist or has expired.
 //
-// A session in memory, read from or written to the database less than
-// MaxCacheAge ago, is decoded from there; the value returned is the
-// caller's own, and changing it changes nothing stored. Otherwise Get
+// A session in memory is decoded from there while memory is trusted
+// (see Coherence and MaxCacheAge); the value returned is the caller's
+// own, and changing it changes nothing stored. Otherwise Get
 // reads the database, and concurrent Gets of one id share a single read.
 // If ctx ends first, Get returns at once; the shared read goes on for the
 // other callers, bounded by LoadTimeout.

@@ -79,11 +79,13 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 	coll := hungCollection(t)
 	for name, o := range map[string]*sessionstore.Options[session]{
-		"negative TTL":     {TTL: -time.Second},
-		"huge MaxPayload":  {MaxPayload: 17 << 20},
-		"long prefix":      {Prefix: strings.Repeat("p", sessionstore.MaxIDLength)},
-		"bad UTF-8 prefix": {Prefix: "\xff"},
-		"unknown TTLIndex": {TTLIndex: ttl.Mode(7)},
+		"negative TTL":          {TTL: -time.Second},
+		"huge MaxPayload":       {MaxPayload: 17 << 20},
+		"long prefix":           {Prefix: strings.Repeat("p", sessionstore.MaxIDLength)},
+		"bad UTF-8 prefix":      {Prefix: "\xff"},
+		"unknown TTLIndex":      {TTLIndex: ttl.Mode(7)},
+		"unknown Coherence":     {Coherence: sessionstore.Coherence(9)},
+		"negative MaxStaleness": {MaxStaleness: -time.Second},
 	} {
 		if o.TTLIndex == ttl.Auto {
 			o.TTLIndex = ttl.Off // keep the hung server out of it
