@@ -34,7 +34,7 @@ func (e *Engine) trusted(rec *tier.Record, now time.Time) (ok, byAge bool) {
 	if e.cfg.Coherence == Off || age < e.cfg.MaxStaleness {
 		return true, false
 	}
-	if caught := e.caught.Load(); caught != 0 && now.UnixNano()-caught < int64(e.cfg.MaxStaleness) {
+	if caught := e.caught.Load(); caught != 0 && e.since(now)-caught < int64(e.cfg.MaxStaleness) {
 		return true, false
 	}
 	return e.cfg.Coherence == Lenient, false
@@ -48,7 +48,7 @@ func (e *Engine) following() (bool, time.Duration) {
 	if caught == 0 {
 		return false, -1
 	}
-	lag := time.Duration(e.cfg.Now().UnixNano() - caught)
+	lag := time.Duration(e.since(e.cfg.Now()) - caught)
 	return lag < e.cfg.MaxStaleness, lag
 }
 
@@ -101,11 +101,21 @@ func holds(rec *tier.Record, rev int64, payload []byte) bool {
 	}
 }
 
-// CaughtUp lets memory answer again, for MaxStaleness after since.
+// since returns t as nanoseconds since the engine started, plus one so
+// that zero means never; monotonic when t comes from time.Now.
+func (e *Engine) since(t time.Time) int64 { return int64(t.Sub(e.start)) + 1 }
+
+// CaughtUp lets memory answer again, for MaxStaleness after since. The
+// first time since the start or a loss, it empties memory first: what
+// was read before the feed found its starting point may have changed
+// unreported in between.
 func (s sink) CaughtUp(since time.Time) {
-	if s.e.caught.Swap(since.UnixNano()) == 0 {
-		s.e.log.Info("sessionstore: change feed caught up: memory answers again", "collection", s.e.cfg.Collection)
+	e := s.e
+	if e.caught.Load() == 0 {
+		e.forgetAll()
+		e.log.Info("sessionstore: change feed caught up: memory answers again", "collection", e.cfg.Collection)
 	}
+	e.caught.Store(max(e.since(since), 1))
 }
 
 // Lost drops memory's contents: changes may have been missed.

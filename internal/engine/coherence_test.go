@@ -30,6 +30,7 @@ func coherent(t *testing.T, clk *clock, c engine.Coherence, db *tiertest.Fake) (
 	e := start(t, cfg, db)
 	select {
 	case s := <-f.sinks:
+		s.CaughtUp(clk.Now()) // the feed has found its starting point
 		return e, s, cfg
 	case <-time.After(5 * time.Second):
 		t.Fatal("the engine did not start its feed")

@@ -144,7 +144,8 @@ type Engine struct {
 	bg    *stopper.Stopper
 	index *indexState
 
-	caught     atomic.Int64 // Now().UnixNano() when the feed's last catch-up began; 0: not following
+	start      time.Time    // Now() when the engine was made, the origin of caught
+	caught     atomic.Int64 // since(t) for the t at which the feed's last catch-up began; 0: not following
 	feedFailed atomic.Bool  // the feed has been lost at least once
 
 	closed atomic.Bool
@@ -161,6 +162,7 @@ type keyState struct {
 	// writing is the record a lone write in flight stores at a known
 	// version, so that the change feed can tell it from other writers'.
 	writing *tier.Record
+	loading time.Time // when the newest load began
 }
 
 // New returns an engine over db and mem (nil for no memory tier) and
@@ -178,6 +180,7 @@ func New(ctx context.Context, cfg Config, db Authority, mem Cache) (*Engine, err
 		touches:  touch.NewBuffer(cfg.MaxPendingTouches),
 		flushing: make(chan struct{}, 1),
 		bg:       stopper.New(),
+		start:    cfg.Now(),
 	}
 	e.writer = touch.NewWriter(db, touch.WriterOptions{
 		Timeout:     cfg.WriteTimeout,
@@ -296,6 +299,9 @@ func (e *Engine) Load(ctx context.Context, op *observe.Operation, key string, ch
 	// started is set by the read only this caller's function runs, before
 	// the result is sent on ch. res.Shared cannot tell: it is true for
 	// every caller, the one that started the read too, once any joined.
+	if e.cfg.Coherence != Off {
+		e.forgetStaleLoad(key)
+	}
 	started := false
 	ch := e.loads.DoChan(key, func() (any, error) {
 		started = true
@@ -356,7 +362,18 @@ func (e *Engine) beginLoad(key string) (*keyState, uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.state(key)
+	st.loading = e.cfg.Now()
 	return st, st.gen
+}
+
+// forgetStaleLoad keeps a Get from joining a load of key that began
+// MaxStaleness ago or more: what it read may have changed since.
+func (e *Engine) forgetStaleLoad(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.keys[key]; st != nil && !st.loading.IsZero() && e.cfg.Now().Sub(st.loading) >= e.cfg.MaxStaleness {
+		e.loads.Forget(key)
+	}
 }
 
 func (e *Engine) endLoad(key string, st *keyState, gen uint64, rec tier.Record, ok bool) {

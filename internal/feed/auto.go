@@ -54,6 +54,9 @@ func (a *Auto) follow(ctx context.Context, sink Sink) (bool, error) {
 		a.pick(streams)
 	}
 	progressed, err := a.cur(ctx, sink)
+	if errors.Is(err, ErrNoFeed) {
+		a.cur = nil // ask the server again next time
+	}
 	if a.changes != nil && !progressed && unsupported(err) {
 		// Clustered, yet without change streams: use the oplog.
 		a.pick(false)

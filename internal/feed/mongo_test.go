@@ -191,8 +191,9 @@ func isCode(err error, code int) bool {
 	return errors.As(err, &se) && se.HasErrorCode(code)
 }
 
-// After returns the collection's entries after ts, oldest first, and
-// whether the entry at ts, of any collection, is still in the oplog.
+// After returns the collection's entries from Overlap seconds before ts
+// on, oldest first, whether the entry at ts, of any collection, is still
+// in the oplog, and the newest entry of all.
 func TestMongoOplogAfter(t *testing.T) {
 	ctx := context.Background()
 	srv, coll := fake(t)
@@ -213,36 +214,38 @@ func TestMongoOplogAfter(t *testing.T) {
 	m := NewMongoOplog(coll)
 	ours := []bson.Timestamp{ts(10, 2), ts(10, 3), ts(11, 0), ts(11, 1), ts(11, 2), ts(11, 3), ts(11, 4)}
 	for _, c := range []struct {
-		after bson.Timestamp
-		want  []bson.Timestamp
-		kept  bool
+		after  bson.Timestamp
+		want   []bson.Timestamp
+		kept   bool
+		newest bson.Timestamp
 	}{
-		{bson.Timestamp{}, ours, true},
-		{ts(10, 2), ours[1:], true},         // an entry of ours
-		{ts(10, 4), ours[2:], true},         // an entry of another collection
-		{ts(10, 0), ours, true},             // a no-op
-		{ts(10, 5), ours[2:], false},        // no such entry: dropped
-		{ts(11, 4), nil, true},              // the last of ours
-		{ts(11, 5), nil, true},              // the last of the oplog
-		{ts(12, 0), nil, false},             // after the last: unknown
-		{bson.Timestamp{T: 1}, ours, false}, // before the first: dropped
+		{bson.Timestamp{}, ours, true, ts(11, 5)},
+		{ts(10, 2), ours, true, ts(11, 5)},             // an entry of ours; the overlap reads back to 9:0
+		{ts(10, 4), ours, true, ts(11, 5)},             // an entry of another collection
+		{ts(10, 0), ours, true, ts(11, 5)},             // a no-op
+		{ts(10, 5), ours, false, ts(11, 5)},            // no such entry: dropped
+		{ts(11, 4), ours, true, ts(11, 5)},             // the last of ours
+		{ts(11, 5), ours, true, ts(11, 5)},             // the last of the oplog
+		{ts(12, 0), ours[2:], false, ts(12, 0)},        // after the last: unknown; the overlap reaches 11:0
+		{bson.Timestamp{T: 1}, ours, false, ts(11, 5)}, // before the first: dropped
 	} {
-		entries, kept, err := m.After(ctx, c.after)
+		p, err := m.After(ctx, c.after)
 		if err != nil {
 			t.Fatalf("After(%v): %v", c.after, err)
 		}
 		var got []bson.Timestamp
-		for _, e := range entries {
+		for _, e := range p.Entries {
 			got = append(got, e.TS)
 		}
-		if !slices.Equal(got, c.want) || kept != c.kept {
-			t.Fatalf("After(%v) = %v, kept %t; want %v, kept %t", c.after, got, kept, c.want, c.kept)
+		if !slices.Equal(got, c.want) || p.Kept != c.kept || p.Newest != c.newest {
+			t.Fatalf("After(%v) = %v, kept %t, newest %v; want %v, kept %t, newest %v", c.after, got, p.Kept, p.Newest, c.want, c.kept, c.newest)
 		}
 	}
-	entries, _, err := m.After(ctx, bson.Timestamp{})
+	p, err := m.After(ctx, bson.Timestamp{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	entries := p.Entries
 	type view struct {
 		op, id  string
 		rev     int64
@@ -258,7 +261,7 @@ func TestMongoOplogAfter(t *testing.T) {
 	}
 
 	srv.Fail("find", 13)
-	if _, _, err := m.After(ctx, ts(10, 2)); err == nil || !isCode(err, 13) {
+	if _, err := m.After(ctx, ts(10, 2)); err == nil || !isCode(err, 13) {
 		t.Fatalf("After with find failing = %v, want the server's error", err)
 	}
 }
@@ -273,7 +276,7 @@ func TestMongoOplogAfterFailsOnALaterBatch(t *testing.T) {
 	}
 	write(t, coll, entries...)
 	srv.Fail("getMore", 13)
-	if _, _, err := NewMongoOplog(coll).After(context.Background(), bson.Timestamp{}); err == nil || !isCode(err, 13) {
+	if _, err := NewMongoOplog(coll).After(context.Background(), bson.Timestamp{}); err == nil || !isCode(err, 13) {
 		t.Fatalf("After with getMore failing = %v, want the server's error", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // Oplog polls a server's oplog for the entries of one collection. A
 // tailable cursor would be cheaper on MongoDB, but FerretDB rescans the
 // whole oplog on every getMore of one anyway, so Oplog reads again by ts
-// every Interval.
+// every Interval. A Feed value must not run twice at once.
 type Oplog struct {
 	// Source reads the oplog; see MongoOplog.
 	Source OplogSource
@@ -29,9 +29,16 @@ type Oplog struct {
 	// Now tells the time. Nil means time.Now.
 	Now func() time.Time
 
-	last  bson.Timestamp // the newest entry read
-	known bool           // last is set
+	last  bson.Timestamp              // the newest entry read, of any collection
+	known bool                        // last is set
+	seen  map[bson.Timestamp]struct{} // entries of the collection read within the overlap
 }
+
+// Overlap is how far before the newest entry read each poll reads the
+// collection's entries again, in seconds of ts: FerretDB takes an entry's
+// ts before it inserts the entry, so concurrent writes can land out of
+// order, just behind an entry already read.
+const Overlap = 1
 
 // OplogSource reads oplog entries of one collection.
 type OplogSource interface {
@@ -39,10 +46,22 @@ type OplogSource interface {
 	// for an empty one), or an error wrapping ErrNoFeed if there is no
 	// oplog.
 	Newest(ctx context.Context) (bson.Timestamp, error)
-	// After returns the collection's entries after ts, oldest first, and
-	// whether the entry at ts (of any collection) is still kept: if it is
-	// not, entries may have been dropped unread. A zero ts is always kept.
-	After(ctx context.Context, ts bson.Timestamp) (entries []Entry, kept bool, err error)
+	// After reads the oplog from ts on; see Poll.
+	After(ctx context.Context, ts bson.Timestamp) (Poll, error)
+}
+
+// Poll is what one read of the oplog from ts found.
+type Poll struct {
+	// Entries are the collection's entries from Overlap seconds before
+	// ts on, oldest first.
+	Entries []Entry
+	// Kept reports whether the entry at ts (of any collection) is still
+	// in the oplog: if not, entries may have been dropped unread. A zero
+	// ts is always kept.
+	Kept bool
+	// Newest is the ts of the newest entry read, of any collection, or
+	// ts if there was none after it.
+	Newest bson.Timestamp
 }
 
 // Entry is the part of an oplog entry that Oplog reads.
@@ -66,42 +85,71 @@ func (o *Oplog) follow(ctx context.Context, sink Sink) (bool, error) {
 		now = time.Now
 	}
 	if !o.known {
-		// Start from now: Lost has made the sink drop what it held.
+		// Start from now: the sink drops what it held before it trusts
+		// memory again.
 		rctx, cancel := bounded(ctx, o.Timeout)
 		ts, err := o.Source.Newest(rctx)
 		cancel()
 		if err != nil {
 			return false, err
 		}
-		o.last, o.known = ts, true
+		o.last, o.known, o.seen = ts, true, map[bson.Timestamp]struct{}{}
 	}
 	for progressed := false; ; progressed = true {
 		start := now()
 		rctx, cancel := bounded(ctx, o.Timeout)
-		entries, kept, err := o.Source.After(rctx, o.last)
+		poll, err := o.Source.After(rctx, o.last)
 		cancel()
 		if err != nil {
 			return progressed, err
 		}
-		if !kept {
+		if !poll.Kept {
 			o.known = false
 			return progressed, errHistoryLost
 		}
-		for _, e := range entries {
-			if e.ID != "" {
-				var payload []byte
-				if e.Doc != nil && o.Payload != nil {
-					payload = o.Payload(e.Doc)
-				}
-				sink.Changed(e.ID, e.Rev, payload)
+		for _, e := range poll.Entries {
+			if _, dup := o.seen[e.TS]; dup || e.ID == "" {
+				continue
 			}
-			o.last = e.TS
+			o.seen[e.TS] = struct{}{}
+			o.report(sink, e, start)
+		}
+		if later(poll.Newest, o.last) {
+			o.last = poll.Newest
+		}
+		for ts := range o.seen {
+			if ts.T+Overlap < o.last.T {
+				delete(o.seen, ts) // never read again
+			}
 		}
 		sink.CaughtUp(start)
 		if !sleep(ctx, o.Interval) {
 			return true, ctx.Err()
 		}
 	}
+}
+
+// report passes e to sink. A document written already expired (a session
+// revoked by moving its expiry) is reported as a delete.
+func (o *Oplog) report(sink Sink, e Entry, now time.Time) {
+	if e.Doc == nil {
+		sink.Changed(e.ID, e.Rev, nil)
+		return
+	}
+	if exp, ok := e.Doc.Lookup("expires").DateTimeOK(); ok && !time.UnixMilli(exp).After(now) {
+		sink.Changed(e.ID, -1, nil)
+		return
+	}
+	var payload []byte
+	if o.Payload != nil {
+		payload = o.Payload(e.Doc)
+	}
+	sink.Changed(e.ID, e.Rev, payload)
+}
+
+// later reports whether a is after b.
+func later(a, b bson.Timestamp) bool {
+	return a.T > b.T || a.T == b.T && a.I > b.I
 }
 
 // MongoOplog reads local.oplog.rs through a client.
@@ -145,37 +193,45 @@ func (m MongoOplog) Newest(ctx context.Context) (bson.Timestamp, error) {
 	return bson.Timestamp{T: t, I: i}, nil
 }
 
-// After returns the collection's oplog entries after ts, in one find that
-// also reads the entry at ts to tell whether the oplog still holds it.
-func (m MongoOplog) After(ctx context.Context, ts bson.Timestamp) ([]Entry, bool, error) {
-	ours := bson.D{{Key: "ns", Value: m.Namespace}, {Key: "ts", Value: bson.D{{Key: "$gt", Value: ts}}}}
-	filter := ours
+// After reads the oplog from ts on in one find: the collection's entries
+// from Overlap seconds before ts, and every entry from ts on, to tell
+// whether the entry at ts is still kept and which is the newest.
+func (m MongoOplog) After(ctx context.Context, ts bson.Timestamp) (Poll, error) {
+	from := bson.Timestamp{T: ts.T - min(ts.T, Overlap)}
 	zero := ts == bson.Timestamp{}
+	filter := bson.D{}
 	if !zero {
-		filter = bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "ts", Value: ts}}, ours}}}
+		filter = bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "ns", Value: m.Namespace}, {Key: "ts", Value: bson.D{{Key: "$gte", Value: from}}}},
+			bson.D{{Key: "ts", Value: bson.D{{Key: "$gte", Value: ts}}}},
+		}}}
 	}
 	cur, err := m.Oplog.Find(ctx, filter, options.Find().
-		SetProjection(bson.D{{Key: "ts", Value: 1}, {Key: "op", Value: 1}, {Key: "o", Value: 1}, {Key: "o2", Value: 1}}))
+		SetProjection(bson.D{{Key: "ts", Value: 1}, {Key: "ns", Value: 1}, {Key: "op", Value: 1}, {Key: "o", Value: 1}, {Key: "o2", Value: 1}}))
 	if err != nil {
-		return nil, false, fmt.Errorf("sessionstore: read the oplog: %w", err)
+		return Poll{}, fmt.Errorf("sessionstore: read the oplog: %w", err)
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	var entries []Entry
-	kept := zero
+	p := Poll{Kept: zero, Newest: ts}
 	for cur.Next(ctx) {
 		e, ok := oplogEntry(cur.Current)
-		switch {
-		case !ok:
-		case e.TS == ts:
-			kept = true
-		default:
-			entries = append(entries, e)
+		if !ok {
+			continue
+		}
+		if e.TS == ts {
+			p.Kept = true
+		}
+		if later(e.TS, p.Newest) {
+			p.Newest = e.TS
+		}
+		if ns, _ := cur.Current.Lookup("ns").StringValueOK(); ns == m.Namespace && (zero || !later(from, e.TS)) {
+			p.Entries = append(p.Entries, e)
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return nil, false, fmt.Errorf("sessionstore: read the oplog: %w", err)
+		return Poll{}, fmt.Errorf("sessionstore: read the oplog: %w", err)
 	}
-	return entries, kept, nil
+	return p, nil
 }
 
 // oplogEntry reads an entry: the id is in o (o2 for an update), the whole

@@ -24,6 +24,7 @@ type newestStep struct {
 type afterStep struct {
 	entries []Entry
 	kept    bool
+	newest  bson.Timestamp // zero: the newest of ts and the entries
 	err     error
 	block   bool
 }
@@ -70,7 +71,7 @@ func (f *fakeOplog) Newest(ctx context.Context) (bson.Timestamp, error) {
 	return st.ts, st.err
 }
 
-func (f *fakeOplog) After(ctx context.Context, ts bson.Timestamp) ([]Entry, bool, error) {
+func (f *fakeOplog) After(ctx context.Context, ts bson.Timestamp) (Poll, error) {
 	f.mu.Lock()
 	f.afterTS = append(f.afterTS, ts)
 	if f.clk != nil {
@@ -86,9 +87,18 @@ func (f *fakeOplog) After(ctx context.Context, ts bson.Timestamp) ([]Entry, bool
 	f.mu.Unlock()
 	if st.block {
 		<-ctx.Done()
-		return nil, false, ctx.Err()
+		return Poll{}, ctx.Err()
 	}
-	return st.entries, st.kept, st.err
+	p := Poll{Entries: st.entries, Kept: st.kept, Newest: st.newest}
+	if p.Newest == (bson.Timestamp{}) {
+		p.Newest = ts
+		for _, e := range st.entries {
+			if later(e.TS, p.Newest) {
+				p.Newest = e.TS
+			}
+		}
+	}
+	return p, st.err
 }
 
 func (f *fakeOplog) calls() (newest int, after []bson.Timestamp, at []time.Time) {
@@ -351,4 +361,25 @@ func TestOplogErrNoFeedBacksOffLongest(t *testing.T) {
 		t.Fatalf("Newest called %d times within 170ms of ErrNoFeed, want once", newest)
 	}
 	r.stop(t)
+}
+
+// A document written already expired (a session revoked by moving its
+// expiry) is reported as a delete, whatever its version and payload.
+func TestOplogReportsAnExpiredDocumentAsADelete(t *testing.T) {
+	clk := newClock()
+	expired := bson.D{{Key: "_id", Value: "a"}, {Key: "expires", Value: bson.NewDateTimeFromTime(clk.now.Add(-time.Second))}, {Key: "session", Value: "v"}, {Key: "rev", Value: int64(3)}}
+	doc, err := bson.Marshal(expired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeOplog{
+		newest: []newestStep{{ts: ts(100, 1)}},
+		after:  []afterStep{{entries: []Entry{{TS: ts(100, 2), Op: "u", ID: "a", Rev: 3, Doc: doc}}, kept: true}},
+	}
+	r := newRecorder()
+	o := &Oplog{Source: src, Interval: time.Hour, Now: clk.Now, Payload: func(bson.Raw) []byte { return []byte("v") }}
+	run(t, o, r)
+	if n := r.next(t); n.kind != "changed" || n.id != "a" || n.rev != -1 || n.payload != nil {
+		t.Fatalf("reported %+v, want a delete of a", n)
+	}
 }

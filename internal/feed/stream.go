@@ -36,7 +36,9 @@ type Stream interface {
 // token when it is not nil.
 type Opener func(ctx context.Context, token bson.Raw) (Stream, error)
 
-// Changes follows a MongoDB change stream.
+// Changes follows a MongoDB change stream. Events come once a write is
+// majority-committed, so the staleness it bounds runs from then. A Feed
+// value must not run twice at once.
 type Changes struct {
 	// Open opens the stream; see MongoChanges.
 	Open Opener
@@ -73,13 +75,16 @@ func (c *Changes) follow(ctx context.Context, sink Sink) (bool, error) {
 	}
 	defer s.Close(context.WithoutCancel(ctx))
 	progressed := false
-	var fetched time.Time // when the read that fetched the current batch began
+	var fetched time.Time // when the read that fetched the current batch began; zero for the open's
 	for {
 		start := now()
 		if s.RemainingBatchLength() == 0 {
 			fetched = start
 		}
-		rctx, cancel := bounded(ctx, c.Timeout+c.Await)
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if c.Timeout > 0 {
+			rctx, cancel = context.WithTimeout(ctx, c.Timeout+c.Await)
+		}
 		next := s.TryNext(rctx)
 		cancel()
 		if !next {
@@ -93,7 +98,10 @@ func (c *Changes) follow(ctx context.Context, sink Sink) (bool, error) {
 				return progressed, ctx.Err()
 			}
 			// The server had nothing more: every change committed
-			// before the read began has been seen.
+			// before the read began has been seen. Resume from here.
+			if token := s.ResumeToken(); token != nil {
+				c.token = token
+			}
 			sink.CaughtUp(start)
 			progressed = true
 			continue
@@ -108,9 +116,10 @@ func (c *Changes) follow(ctx context.Context, sink Sink) (bool, error) {
 		if id, ok := ev.Lookup("documentKey", "_id").StringValueOK(); ok {
 			sink.Changed(id, eventRev(ev, op), nil)
 		}
-		if s.RemainingBatchLength() == 0 {
-			// A batch ends where the server's history did when it
-			// was read.
+		if s.RemainingBatchLength() == 0 && !fetched.IsZero() {
+			// A batch fetched by a read ends where the server's history
+			// did when it was read (the batch that came with the open
+			// may have been cut at its size).
 			sink.CaughtUp(fetched)
 			progressed = true
 		}
