@@ -186,7 +186,8 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 // Save stores session s and adds its cookie to w.
 //
 // With Options.MaxAge < 0 it deletes the session from the store, at once
-// and on every instance, and sends a cookie that the browser deletes.
+// and on every instance, and sends a cookie that the browser deletes; the
+// session's ID is then "", so that saved again it is a new session.
 // Otherwise the session expires MaxAge seconds from now, in the database
 // and in the cookie alike; with MaxAge 0 the cookie lasts for the browser
 // session and the stored session for the store's TTL.
@@ -199,7 +200,8 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 // and tries again (see the package documentation), so that concurrent
 // requests do not lose each other's changes. A loaded session deleted
 // meanwhile, by a logout on any instance, stays deleted: Save writes
-// nothing, sends a cookie that the browser deletes, and returns nil.
+// nothing, sends a cookie that the browser deletes, sets ID to "" and
+// returns nil.
 //
 // A new session gets a random 128-bit id and is created, never
 // overwriting another. Setting ID to "" on a loaded session before Save
@@ -224,6 +226,7 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 		if err := st.delete(ctx, s, ld); err != nil {
 			return err
 		}
+		s.ID = "" // saved again, it is a new session
 		http.SetCookie(w, sessions.NewCookie(s.Name(), "", opts))
 		return nil
 	}
@@ -243,6 +246,7 @@ func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Sessio
 	if errors.Is(err, errDeleted) {
 		// Deleted since this request loaded it: never recreate it.
 		rs.forget(s)
+		s.ID = "" // saved again, it is a new session
 		expired := *opts
 		expired.MaxAge = -1
 		http.SetCookie(w, sessions.NewCookie(s.Name(), "", &expired))

@@ -137,8 +137,8 @@ func TestLogoutIsNeverUndone(t *testing.T) {
 		name := map[bool]string{true: "changed", false: "unchanged"}[changed]
 		t.Run(name, func(t *testing.T) {
 			coll := mongotest.Collection(t)
-			sessions := newSessions(t, coll, nil)
-			st := newStore(t, sessions)
+			backing := newSessions(t, coll, nil)
+			st := newStore(t, backing)
 			r, s := load(t, st, nil)
 			s.Values["user"] = "ada"
 			cookie := save(t, r, s)
@@ -159,11 +159,27 @@ func TestLogoutIsNeverUndone(t *testing.T) {
 			if c := save(t, slowReq, slow); changed && c.MaxAge >= 0 {
 				t.Errorf("the slow request's cookie has Max-Age %d, want < 0 (deleted)", c.MaxAge)
 			}
-			if err := sessions.Flush(bg(t)); err != nil {
+			if err := backing.Flush(bg(t)); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := mongotest.RawDoc(t, coll, id); ok {
 				t.Fatal("the slow request brought the logged-out session back")
+			}
+
+			// Changed and saved again, in either request, the session is a
+			// new one, or found deleted.
+			for _, again := range []struct {
+				r *http.Request
+				s *sessions.Session
+			}{{slowReq, slow}, {logoutReq, logout}} {
+				again.s.Options.MaxAge = 60
+				again.s.Values["again"] = true
+				if c := save(t, again.r, again.s); c.MaxAge >= 0 && sessionID(t, c.Value, newKeys) == id {
+					t.Errorf("saved again after the delete, the session is back under its old id")
+				}
+			}
+			if _, ok := mongotest.RawDoc(t, coll, id); ok {
+				t.Fatal("a second save brought the logged-out session back")
 			}
 		})
 	}
