@@ -208,9 +208,9 @@ func (st *Store) New(r *http.Request, name string) (*sessions.Session, error) {
 // gives it a new id and deletes the old one (do it at login); an ID set by
 // the application is stored as it is, creating or replacing.
 //
-// Save fails, writing nothing, if the session could not be loaded (see
-// New), if its Values cannot be encoded, or if the store fails; the
-// cookie is then not sent.
+// Save returns an error and sends no cookie if the session could not be
+// loaded (see New) or its Values cannot be encoded, writing nothing then,
+// or if the store fails.
 func (st *Store) Save(r *http.Request, w http.ResponseWriter, s *sessions.Session) error {
 	ctx := r.Context()
 	rs := requestStates(r, true)
