@@ -170,6 +170,33 @@ func Names(cmds []bson.Raw) []string {
 	return names
 }
 
+// CheckTouch fails t unless cmd is a touch as the store writes it: an
+// update command of one multi statement, without upsert, that sets
+// expires alone.
+func CheckTouch(t testing.TB, cmd bson.Raw) {
+	t.Helper()
+	vals, err := cmd.Lookup("updates").Array().Values()
+	if err != nil || len(vals) != 1 {
+		t.Fatalf("update command with %d statements (%v): %v", len(vals), err, cmd)
+	}
+	stmt := vals[0].Document()
+	if multi, _ := stmt.Lookup("multi").BooleanOK(); !multi {
+		t.Errorf("touch is not an updateMany: %v", stmt)
+	}
+	if upsert, _ := stmt.Lookup("upsert").BooleanOK(); upsert {
+		t.Errorf("touch upserts: %v", stmt)
+	}
+	u := stmt.Lookup("u").Document()
+	elems, _ := u.Elements()
+	if len(elems) != 1 || elems[0].Key() != "$set" {
+		t.Fatalf("touch update is %v, want {$set: {expires}}", u)
+	}
+	set, _ := elems[0].Value().Document().Elements()
+	if len(set) != 1 || set[0].Key() != "expires" {
+		t.Errorf("touch sets %v, want expires alone", elems[0].Value())
+	}
+}
+
 // Clock is a clock for tests that moves only when told to. Its Now method
 // makes it a sessionstore.Clock. It is safe for concurrent use.
 type Clock struct {
