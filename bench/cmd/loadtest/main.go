@@ -182,8 +182,8 @@ func workload(ctx context.Context, c config, name string, coll *mongo.Collection
 		background atomic.Int64          // background failures of the store
 		firstErr   atomic.Pointer[error] // the first of them
 	)
-	store, err := sessionstore.New(coll, &sessionstore.Options[app.Session]{
-		Codec:        codec.BSON[app.Session]{},
+	store, err := sessionstore.New(coll, &sessionstore.Options[app.Record]{
+		Codec:        codec.BSON[app.Record]{},
 		TTL:          app.Lifetime,
 		WriteTimeout: c.writeTime,
 		OnError: func(err error) {
@@ -199,7 +199,7 @@ func workload(ctx context.Context, c config, name string, coll *mongo.Collection
 	if _, err := store.TTLIndex(ctx); err != nil {
 		return result{}, err
 	}
-	h, err := app.New(store, rand.Text(), nil)
+	h, err := app.New(store, rand.Text(), nil, nil)
 	if err != nil {
 		return result{}, err
 	}
