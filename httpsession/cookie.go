@@ -58,14 +58,16 @@ const (
 )
 
 // restart sets Expires to now plus MaxAge, as express-session does on
-// every response, but never earlier than the stored expiry; a
-// browser-session cookie has none.
-func (c *Cookie) restart(now time.Time) {
+// every response, rounded up to the next whole second so that a save by
+// another app in the same second does not end later, and never earlier
+// than floor or the stored expiry; a browser-session cookie has none.
+func (c *Cookie) restart(now, floor time.Time) {
 	if c.MaxAge <= 0 {
 		c.Expires = time.Time{}
 		return
 	}
-	c.Expires = later(c.Expires, now.Add(c.MaxAge).Truncate(time.Millisecond))
+	next := now.Add(c.MaxAge).Truncate(time.Second).Add(time.Second)
+	c.Expires = later(later(c.Expires, floor), next)
 }
 
 // expiry returns when the store should expire a session with this

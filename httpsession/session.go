@@ -135,7 +135,7 @@ func (s *Session[T]) changed(op string, fn func(*Record[T])) {
 // create stores a session that is not stored yet, under a new id if its
 // id turns out to be taken.
 func (s *Session[T]) create(ctx context.Context, now time.Time) error {
-	s.rec.Cookie.restart(now)
+	s.rec.Cookie.restart(now, time.Time{})
 	for range 3 {
 		var err error
 		if s.m.expiry != nil {
@@ -226,12 +226,13 @@ const maxExpiryMoves = 3
 // every response, and sets the session's expiry in the store from it.
 func (s *Session[T]) update(ctx context.Context, now time.Time) error {
 	m := s.m
+	var floor time.Time // the latest stored expiry seen: never go below it
 	apply := func(p *Record[T]) {
 		m.adopt(p)
 		for _, fn := range s.changes {
 			fn(p)
 		}
-		p.Cookie.restart(now)
+		p.Cookie.restart(now, floor)
 	}
 	if m.expiry == nil {
 		v, err := m.store.Update(ctx, s.id, func(p *Record[T]) error { apply(p); return nil })
@@ -240,19 +241,24 @@ func (s *Session[T]) update(ctx context.Context, now time.Time) error {
 		}
 		return err
 	}
-	next := s.rec
-	apply(&next)
-	until := next.Cookie.expiry()
 	for moves := 0; ; moves++ {
+		// s.rec.Cookie has the handler's changes already.
+		c := s.rec.Cookie
+		c.restart(now, floor)
+		until := c.expiry()
 		v, err := m.expiry.UpdateUntil(ctx, s.id, func(p *Record[T]) error {
+			stored := p.Cookie.Expires
 			apply(p)
 			if e := p.Cookie.expiry(); !e.Equal(until) {
-				until = e
+				// Another app saved the cookie meanwhile, with another
+				// lifetime or a later expiry: start again from it.
+				floor, s.rec.Cookie = stored, p.Cookie
 				return errExpiryMoved
 			}
 			return nil
 		}, until)
 		if errors.Is(err, errExpiryMoved) && moves < maxExpiryMoves {
+			now = m.now()
 			continue
 		}
 		if err == nil {
@@ -266,7 +272,7 @@ func (s *Session[T]) update(ctx context.Context, now time.Time) error {
 // the Node stores do, or by the store's own for a browser-session cookie.
 func (s *Session[T]) touch(ctx context.Context, now time.Time) error {
 	c := s.rec.Cookie
-	c.restart(now)
+	c.restart(now, time.Time{})
 	if e := c.expiry(); !e.IsZero() && s.m.expiry != nil {
 		return s.m.expiry.TouchUntil(ctx, s.id, e)
 	}

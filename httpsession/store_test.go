@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,8 +167,9 @@ func TestBrowserSessionCookieSavedByGo(t *testing.T) {
 // A new Go session with MaxAge expires in the store with its cookie, and
 // a touch extends it by the cookie's lifetime.
 func TestMaxAgeIsTheStoreLifetime(t *testing.T) {
-	store, coll := bsonStore(t, nil)
-	m := profileManager(t, store, httpsession.Options{MaxAge: 3 * time.Hour})
+	clock := &testClock{t: time.Now()}
+	store, coll := bsonStore(t, &sessionstore.Options[httpsession.Record[profile]]{Clock: clock})
+	m := profileManager(t, store, httpsession.Options{MaxAge: 3 * time.Hour, Clock: clock})
 	h := m.Handler(handle2(t, func(s *httpsession.Session[profile]) {
 		if s.IsNew() {
 			s.Set(profile{User: "ann"})
@@ -176,21 +178,36 @@ func TestMaxAgeIsTheStoreLifetime(t *testing.T) {
 	c := sessionCookie(serve(h, nil))
 	id := cookieID(t, c, secret)
 	sess, expires := rawSession(t, coll, id)
-	if !near(expires, time.Now().Add(3*time.Hour)) || !sess.Lookup("cookie", "expires").Time().Equal(expires) {
+	if !near(expires, clock.Now().Add(3*time.Hour)) || !sess.Lookup("cookie", "expires").Time().Equal(expires) {
 		t.Errorf("expires = %v, cookie %s; want now + 3h in both", expires, sess.Lookup("cookie"))
 	}
-	// Shorten what the store holds, then touch: back to now + 3h.
-	if _, err := coll.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: id}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: time.Now().Add(time.Minute)}}}}); err != nil {
-		t.Fatal(err)
-	}
+	// Ten minutes later a request touches it: now + 3h again.
+	clock.add(10 * time.Minute)
 	serve(h, c)
 	if err := store.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, expires := rawSession(t, coll, id); !near(expires, time.Now().Add(3*time.Hour)) {
+	if _, expires := rawSession(t, coll, id); !near(expires, clock.Now().Add(3*time.Hour)) {
 		t.Errorf("after a touch expires = %v, want now + 3h", expires)
 	}
+}
+
+// testClock is a clock that moves when told.
+type testClock struct {
+	mu sync.Mutex // protects t
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // SetMaxAge ("remember me") changes the cookie's lifetime, in the
@@ -257,5 +274,39 @@ func TestTooLargeSessionIsAnError(t *testing.T) {
 	})), nil)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || got == nil || !strings.Contains(got.Error(), "large") {
 		t.Errorf("status %d, error %v; want the store's too-large error", resp.StatusCode, got)
+	}
+}
+
+// Express changes the cookie's lifetime (to five hours) while a Go
+// request of the session runs: Go's save keeps Express's cookie, replays
+// its own change, and expires the session with the cookie.
+func TestSaveFollowsACookieChangedMeanwhile(t *testing.T) {
+	store, coll := bsonStore(t, nil)
+	old := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	insertExpressSession(t, coll, "s1", old, iwsioSession(old))
+	m := profileManager(t, store, httpsession.Options{})
+	serve(m.Handler(handle2(t, func(s *httpsession.Session[profile]) {
+		s.Update(func(p *profile) { p.User = "bob" })
+		later := time.Now().Add(5 * time.Hour)
+		session := iwsioSession(later)
+		cookie := session[0].Value.(bson.D)
+		cookie[2].Value = int32(5 * 3600 * 1000) // originalMaxAge
+		session[4].Value = int32(8)              // count
+		_, err := coll.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: "s1"}}, bson.D{{Key: "$set", Value: bson.D{
+			{Key: "expires", Value: later}, {Key: "session", Value: session},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})), cookieFor("s1", secret))
+	sess, expires := rawSession(t, coll, "s1")
+	if !near(expires, time.Now().Add(5*time.Hour)) {
+		t.Errorf("expires = %v, want now + 5h, the lifetime Express set meanwhile", expires)
+	}
+	if ma := sess.Lookup("cookie", "originalMaxAge").Int32(); ma != 5*3600*1000 {
+		t.Errorf("originalMaxAge = %d", ma)
+	}
+	if u, n := sess.Lookup("user").StringValue(), sess.Lookup("count").Int32(); u != "bob" || n != 8 {
+		t.Errorf("user %q count %d, want bob and Express's 8", u, n)
 	}
 }
