@@ -153,43 +153,44 @@ func (c *Cookie) priorityAttr() string {
 // kept as it is when the cookie is stored again.
 func decodeCookie(raw bson.Raw) Cookie {
 	var c Cookie
-	var expires, rawExpires time.Time
-	var haveExpires, haveRawExpires bool
+	var fromRaw bool // c.Expires came from _expires
 	elems, _ := raw.Elements() // the caller validated raw
 	for _, e := range elems {
-		v := e.Value()
-		switch e.Key() {
-		case keyMaxAge:
-			c.MaxAge = readMaxAge(v)
-		case keyExpires:
-			expires, haveExpires = readDate(v), true
-		case keyRawExpires:
-			rawExpires, haveRawExpires = readDate(v), true
-		case keySecure:
-			c.Secure = readBool(v)
-		case keyHTTPOnly:
-			c.HTTPOnly = readBool(v)
-		case keyDomain:
-			c.Domain = readString(v)
-		case keyPath:
-			c.Path = readString(v)
-		case keySameSite:
-			c.SameSite = readSameSite(v)
-		case keyPartitioned:
-			c.Partitioned = readBool(v)
-		case keyPriority:
-			c.Priority = readString(v)
+		k, v := e.Key(), e.Value()
+		// express-session's expires setter writes _expires: that one
+		// wins, unless it is null.
+		if k == keyExpires && fromRaw || k == keyRawExpires && readDate(v).IsZero() {
+			continue
 		}
-	}
-	// express-session sets expires through its setter, which writes
-	// _expires: the later key wins there, and either one here.
-	switch {
-	case haveRawExpires && !rawExpires.IsZero():
-		c.Expires = rawExpires
-	case haveExpires:
-		c.Expires = expires
+		readCookieField(&c, k, v)
+		fromRaw = fromRaw || k == keyRawExpires
 	}
 	return c
+}
+
+// readCookieField sets c's field named k from the stored value v. Unknown
+// keys change nothing.
+func readCookieField(c *Cookie, k string, v bson.RawValue) {
+	switch k {
+	case keyMaxAge:
+		c.MaxAge = readMaxAge(v)
+	case keyExpires, keyRawExpires:
+		c.Expires = readDate(v)
+	case keySecure:
+		c.Secure = readBool(v)
+	case keyHTTPOnly:
+		c.HTTPOnly = readBool(v)
+	case keyDomain:
+		c.Domain = readString(v)
+	case keyPath:
+		c.Path = readString(v)
+	case keySameSite:
+		c.SameSite = readSameSite(v)
+	case keyPartitioned:
+		c.Partitioned = readBool(v)
+	case keyPriority:
+		c.Priority = readString(v)
+	}
 }
 
 // readMaxAge reads originalMaxAge, in milliseconds: a JavaScript number
@@ -219,14 +220,23 @@ func readMaxAge(v bson.RawValue) time.Duration {
 func readDate(v bson.RawValue) time.Time {
 	switch v.Type {
 	case bson.TypeDateTime:
-		return time.UnixMilli(v.DateTime()).UTC()
+		return normalDate(time.UnixMilli(v.DateTime()))
 	case bson.TypeString:
 		t, err := time.Parse(time.RFC3339Nano, v.StringValue())
 		if err == nil {
-			return t.UTC()
+			return normalDate(t)
 		}
 	}
 	return time.Time{}
+}
+
+// normalDate returns t as a BSON date holds it: in UTC, to the
+// millisecond; the zero time stays zero.
+func normalDate(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.Truncate(time.Millisecond).UTC()
 }
 
 func readBool(v bson.RawValue) bool {
@@ -301,27 +311,11 @@ func encodeCookie(c *Cookie, stored bson.Raw) ([]byte, error) {
 // cookieFieldSame reports whether the stored element k, v reads as c's
 // field k; unknown keys always do.
 func cookieFieldSame(c *Cookie, k string, v bson.RawValue) bool {
-	switch k {
-	case keyMaxAge:
-		return readMaxAge(v) == max(c.MaxAge, 0)
-	case keyExpires, keyRawExpires:
-		return readDate(v).Equal(c.Expires.Truncate(time.Millisecond))
-	case keySecure:
-		return readBool(v) == c.Secure
-	case keyHTTPOnly:
-		return readBool(v) == c.HTTPOnly
-	case keyDomain:
-		return readString(v) == c.Domain
-	case keyPath:
-		return readString(v) == c.Path
-	case keySameSite:
-		return readSameSite(v) == c.SameSite
-	case keyPartitioned:
-		return readBool(v) == c.Partitioned
-	case keyPriority:
-		return readString(v) == c.Priority
-	}
-	return true
+	want := *c
+	want.MaxAge, want.Expires = max(want.MaxAge, 0), normalDate(want.Expires)
+	got := want
+	readCookieField(&got, k, v)
+	return got == want
 }
 
 // cookieFieldSet reports whether c's field k differs from its absence

@@ -20,6 +20,9 @@ import (
 	"github.com/sessionstore/sessionstore/ttl"
 )
 
+// A sessionstore.Store takes expiries from the middleware.
+var _ httpsession.ExpiryStore[httpsession.Record[profile]] = (*sessionstore.Store[httpsession.Record[profile]])(nil)
+
 // bsonStore returns a store of profile Records over the fake server, with
 // a one-hour TTL, and its collection.
 func bsonStore(t *testing.T, opts *sessionstore.Options[httpsession.Record[profile]]) (*sessionstore.Store[httpsession.Record[profile]], *mongo.Collection) {

@@ -287,38 +287,36 @@ type expressReply struct {
 	Session map[string]any `json:"session"`
 }
 
-// express sends a request to the pair's Express app and decodes its
+// expressDo sends a request to the pair's Express app and decodes its
 // answer, failing the test on any status but 200.
 func (p *pair) expressDo(t *testing.T, b *browser, method, path string, body any) (expressReply, response) {
 	t.Helper()
-	r := b.do(t, method, p.express+path, body)
-	if r.status != http.StatusOK {
-		t.Fatalf("Express %s %s: status %d: %s", method, path, r.status, r.body)
-	}
-	var out expressReply
-	if err := json.Unmarshal(r.body, &out); err != nil {
-		t.Fatalf("Express %s %s: %v in %s", method, path, err, r.body)
-	}
-	return out, r
+	return decodeReply[expressReply](t, b, "Express", method, p.express, path, body)
 }
 
-// goDo sends a request to the pair's Go service and decodes its answer,
-// failing the test on any status but 200.
+// goDo is expressDo for the pair's Go service.
 func (p *pair) goDo(t *testing.T, b *browser, method, path string, body any) (goReply, response) {
 	t.Helper()
-	r := b.do(t, method, p.goURL+path, body)
+	return decodeReply[goReply](t, b, "Go", method, p.goURL, path, body)
+}
+
+// decodeReply sends a request to the app named who at base and decodes
+// its answer into R, failing the test on any status but 200.
+func decodeReply[R any](t *testing.T, b *browser, who, method, base, path string, body any) (R, response) {
+	t.Helper()
+	var out R
+	r := b.do(t, method, base+path, body)
 	if r.status != http.StatusOK {
-		t.Fatalf("Go %s %s: status %d: %s", method, path, r.status, r.body)
+		t.Fatalf("%s %s %s: status %d: %s", who, method, path, r.status, r.body)
 	}
-	var out goReply
 	if err := json.Unmarshal(r.body, &out); err != nil {
-		t.Fatalf("Go %s %s: %v in %s", method, path, err, r.body)
+		t.Fatalf("%s %s %s: %v in %s", who, method, path, err, r.body)
 	}
 	return out, r
 }
 
-// doc returns the stored document of id (with the store's prefix when
-// raw is false), and whether it exists.
+// doc returns the stored document whose _id is storedID, and whether it
+// exists.
 func (p *pair) doc(t *testing.T, storedID string) (bson.Raw, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), mongotest.CallTimeout)
