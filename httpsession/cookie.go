@@ -153,7 +153,7 @@ func (c *Cookie) priorityAttr() string {
 // kept as it is when the cookie is stored again.
 func decodeCookie(raw bson.Raw) Cookie {
 	var c Cookie
-	var fromRaw bool // c.Expires came from _expires
+	var fromRaw bool           // c.Expires came from _expires
 	elems, _ := raw.Elements() // the caller validated raw
 	for _, e := range elems {
 		k, v := e.Key(), e.Value()
