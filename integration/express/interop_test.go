@@ -35,6 +35,7 @@ func TestExpressInterop(t *testing.T) {
 			t.Run("express destroy seen by go within the coherence bound", func(t *testing.T) { expressDestroy(t, p) })
 			t.Run("dates and unicode both ways", func(t *testing.T) { datesAndUnicode(t, p) })
 			t.Run("session near MaxPayload both ways; over it is an error", func(t *testing.T) { nearMaxPayload(t, p) })
+			t.Run("a session go cannot decode is a fresh one for go, kept for express", func(t *testing.T) { undecodable(t, p) })
 			t.Run("saveUninitialized false on both sides", func(t *testing.T) { uninitializedNotSaved(t, p) })
 			t.Run("saveUninitialized true on both sides", func(t *testing.T) { uninitializedSaved(t, pb) })
 			t.Run("resave on both sides", func(t *testing.T) { resave(t, pb) })
@@ -270,6 +271,23 @@ func nearMaxPayload(t *testing.T, p *pair) {
 	}
 	if after := p.mustDoc(t, g.ID); !after.Lookup("session").Equal(before.Lookup("session")) {
 		t.Error("the session changed after a failed save")
+	}
+}
+
+func undecodable(t *testing.T, p *pair) {
+	b := &browser{}
+	e, _ := p.expressDo(t, b, http.MethodPost, "/set", map[string]any{"user": map[string]any{"first": "ann"}})
+	before := p.mustDoc(t, e.ID)
+	for range 2 {
+		if g, _ := p.goDo(t, b, http.MethodGet, "/get", nil); !g.IsNew || g.ID == e.ID {
+			t.Fatalf("Go answered %+v for a session whose user it cannot decode, want a fresh session", g)
+		}
+	}
+	if after := p.mustDoc(t, e.ID); !after.Lookup("session").Equal(before.Lookup("session")) {
+		t.Errorf("the document changed: %s", after)
+	}
+	if e2, _ := p.expressDo(t, b, http.MethodGet, "/get", nil); e2.ID != e.ID || e2.Session["user"] == nil {
+		t.Errorf("Express lost its session: %v", e2)
 	}
 }
 
