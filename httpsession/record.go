@@ -142,7 +142,7 @@ func mergeElements(b []byte, own, stored bson.Raw, sh *shape) ([]byte, error) {
 		}
 		b = appendElement(b, k, bson.TypeEmbeddedDocument, endDocument(sub))
 	}
-	if sh == nil || sh.all {
+	if sh == nil || sh.all || stored == nil {
 		return b, nil
 	}
 	old, err := stored.Elements()
