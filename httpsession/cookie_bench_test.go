@@ -24,10 +24,12 @@ const benchID = "H4sWm3pq9XrT-c2Lk_0aZyBv7eNdQoJf"
 // nopStore holds every session, empty; its calls do nothing.
 type nopStore struct{}
 
-func (nopStore) Get(context.Context, string) (cart, error)  { return cart{}, nil }
-func (nopStore) Create(context.Context, string, cart) error { return nil }
-func (nopStore) Update(_ context.Context, _ string, fn func(*cart) error) (cart, error) {
-	var c cart
+func (nopStore) Get(context.Context, string) (httpsession.Record[cart], error) {
+	return httpsession.Record[cart]{}, nil
+}
+func (nopStore) Create(context.Context, string, httpsession.Record[cart]) error { return nil }
+func (nopStore) Update(_ context.Context, _ string, fn func(*httpsession.Record[cart]) error) (httpsession.Record[cart], error) {
+	var c httpsession.Record[cart]
 	return c, fn(&c)
 }
 func (nopStore) Touch(context.Context, string) error  { return nil }

@@ -17,23 +17,26 @@ type Visits struct {
 	Count int `json:"count"`
 }
 
-// memStore stands in for *sessionstore.Store[Visits].
+// visit is what the middleware stores for a Visits session.
+type visit = httpsession.Record[Visits]
+
+// memStore stands in for *sessionstore.Store[httpsession.Record[Visits]].
 type memStore struct {
 	mu sync.Mutex // protects m
-	m  map[string]Visits
+	m  map[string]visit
 }
 
-func (s *memStore) Get(_ context.Context, id string) (Visits, error) {
+func (s *memStore) Get(_ context.Context, id string) (visit, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.m[id]
 	if !ok {
-		return Visits{}, sessionstore.ErrNotFound
+		return visit{}, sessionstore.ErrNotFound
 	}
 	return v, nil
 }
 
-func (s *memStore) Create(_ context.Context, id string, v Visits) error {
+func (s *memStore) Create(_ context.Context, id string, v visit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[id]; ok {
@@ -43,15 +46,15 @@ func (s *memStore) Create(_ context.Context, id string, v Visits) error {
 	return nil
 }
 
-func (s *memStore) Update(_ context.Context, id string, fn func(*Visits) error) (Visits, error) {
+func (s *memStore) Update(_ context.Context, id string, fn func(*visit) error) (visit, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.m[id]
 	if !ok {
-		return Visits{}, sessionstore.ErrNotFound
+		return visit{}, sessionstore.ErrNotFound
 	}
 	if err := fn(&v); err != nil {
-		return Visits{}, err
+		return visit{}, err
 	}
 	s.m[id] = v
 	return v, nil
@@ -67,7 +70,7 @@ func (s *memStore) Delete(_ context.Context, id string) error {
 }
 
 func Example() {
-	sessions, err := httpsession.New(&memStore{m: map[string]Visits{}}, &httpsession.Options{
+	sessions, err := httpsession.New[Visits](&memStore{m: map[string]visit{}}, &httpsession.Options{
 		Secrets: []string{"new secret", "old secret"},
 	})
 	if err != nil {

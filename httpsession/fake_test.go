@@ -11,30 +11,32 @@ import (
 	"github.com/sessionstore/sessionstore/httpsession"
 )
 
-// fakeStore is an in-memory httpsession.Store that records its calls.
+// fakeStore is an in-memory httpsession.Store of Records of T that
+// records its calls. It takes no expiries, so the middleware uses its
+// plain Create, Update and Touch.
 type fakeStore[T any] struct {
-	mu    sync.Mutex   // protects the fields below
-	data  map[string]T // sessions by id
-	calls []string     // "Op id", in order
+	mu    sync.Mutex                       // protects the fields below
+	data  map[string]httpsession.Record[T] // sessions by id
+	calls []string                         // "Op id", in order
 	// Errors to return from each operation instead of doing it.
 	getErr, setErr, touchErr, deleteErr error // setErr fails Create and Update
 }
 
-var _ httpsession.Store[int] = (*fakeStore[int])(nil)
+var _ httpsession.Store[httpsession.Record[int]] = (*fakeStore[int])(nil)
 
 func newFakeStore[T any]() *fakeStore[T] {
-	return &fakeStore[T]{data: make(map[string]T)}
+	return &fakeStore[T]{data: make(map[string]httpsession.Record[T])}
 }
 
 func (f *fakeStore[T]) record(op, id string) {
 	f.calls = append(f.calls, op+" "+id)
 }
 
-func (f *fakeStore[T]) Get(_ context.Context, id string) (T, error) {
+func (f *fakeStore[T]) Get(_ context.Context, id string) (httpsession.Record[T], error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("Get", id)
-	var zero T
+	var zero httpsession.Record[T]
 	if f.getErr != nil {
 		return zero, f.getErr
 	}
@@ -45,7 +47,7 @@ func (f *fakeStore[T]) Get(_ context.Context, id string) (T, error) {
 	return v, nil
 }
 
-func (f *fakeStore[T]) Create(_ context.Context, id string, v T) error {
+func (f *fakeStore[T]) Create(_ context.Context, id string, v httpsession.Record[T]) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("Create", id)
@@ -59,11 +61,11 @@ func (f *fakeStore[T]) Create(_ context.Context, id string, v T) error {
 	return nil
 }
 
-func (f *fakeStore[T]) Update(_ context.Context, id string, fn func(*T) error) (T, error) {
+func (f *fakeStore[T]) Update(_ context.Context, id string, fn func(*httpsession.Record[T]) error) (httpsession.Record[T], error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("Update", id)
-	var zero T
+	var zero httpsession.Record[T]
 	if f.setErr != nil {
 		return zero, f.setErr
 	}
@@ -117,12 +119,13 @@ func (f *fakeStore[T]) get(id string) (T, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := f.data[id]
-	return v, ok
+	return v.Value, ok
 }
 
-// put stores v under id without recording a call.
+// put stores v under id, with the cookie of a session that has none,
+// without recording a call.
 func (f *fakeStore[T]) put(id string, v T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.data[id] = v
+	f.data[id] = httpsession.Record[T]{Value: v}
 }

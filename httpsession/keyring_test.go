@@ -68,10 +68,10 @@ func TestAppendUnescapedMatchesPathUnescape(t *testing.T) {
 // nullStore holds every session, as the zero int.
 type nullStore struct{}
 
-func (nullStore) Get(context.Context, string) (int, error)  { return 0, nil }
-func (nullStore) Create(context.Context, string, int) error { return nil }
-func (nullStore) Update(_ context.Context, _ string, fn func(*int) error) (int, error) {
-	var v int
+func (nullStore) Get(context.Context, string) (Record[int], error)  { return Record[int]{}, nil }
+func (nullStore) Create(context.Context, string, Record[int]) error { return nil }
+func (nullStore) Update(_ context.Context, _ string, fn func(*Record[int]) error) (Record[int], error) {
+	var v Record[int]
 	return v, fn(&v)
 }
 func (nullStore) Touch(context.Context, string) error  { return nil }
@@ -89,8 +89,8 @@ func TestCookieAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	current, old := CookieValue(id, testSecret), CookieValue(id, "old")
-	resent := &Session[int]{m: m, id: id, cookieID: id, cookieValue: current}
-	fresh := &Session[int]{m: m, id: id}
+	resent := &Session[int]{m: m, id: id, cookieID: id, cookieValue: current, rec: Record[int]{Cookie: m.fresh}}
+	fresh := &Session[int]{m: m, id: id, rec: Record[int]{Cookie: m.fresh}}
 	for _, tc := range []struct {
 		name string
 		max  float64

@@ -25,12 +25,12 @@ type cart struct {
 
 const secret = "keyboard cat"
 
-func newManager(t *testing.T, store httpsession.Store[cart], opts httpsession.Options) *httpsession.Manager[cart] {
+func newManager(t *testing.T, store httpsession.Store[httpsession.Record[cart]], opts httpsession.Options) *httpsession.Manager[cart] {
 	t.Helper()
 	if opts.Secrets == nil {
 		opts.Secrets = []string{secret}
 	}
-	m, err := httpsession.New(store, &opts)
+	m, err := httpsession.New[cart](store, &opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -437,25 +437,56 @@ func TestSaveErrorBeforeWriteGoesToErrorHandler(t *testing.T) {
 	}
 }
 
-func TestSaveErrorAfterWriteIsLogged(t *testing.T) {
-	store := newFakeStore[cart]()
-	store.setErr = errors.New("disk full")
-	var log bytes.Buffer
-	m := newManager(t, store, httpsession.Options{
-		Logger: slog.New(slog.NewTextHandler(&log, nil)),
-		ErrorHandler: func(http.ResponseWriter, *http.Request, error) {
-			t.Error("ErrorHandler called after the response started")
-		},
-	})
-	resp := serve(m.Handler(handle(t, func(w http.ResponseWriter, r *http.Request, s *httpsession.Session[cart]) {
-		addItem("fig")(w, r, s)
-		w.WriteHeader(http.StatusCreated)
-	})), nil)
-	if resp.StatusCode != http.StatusCreated {
-		t.Errorf("status = %d, want the handler's 201", resp.StatusCode)
-	}
-	if !strings.Contains(log.String(), "disk full") {
-		t.Errorf("log = %q, want the save error", log.String())
+// A save that fails when the handler starts its response reaches
+// ErrorHandler, which answers instead of the handler: the handler's status
+// and body never go out, and its writes fail with ErrNotSaved.
+func TestSaveErrorAtFirstWriteGoesToErrorHandler(t *testing.T) {
+	for _, write := range []struct {
+		name string
+		fn   func(w http.ResponseWriter) error
+	}{
+		{"WriteHeader", func(w http.ResponseWriter) error {
+			w.WriteHeader(http.StatusCreated)
+			_, err := w.Write([]byte("created"))
+			return err
+		}},
+		{"Write", func(w http.ResponseWriter) error { _, err := io.WriteString(w, "created"); return err }},
+		{"ReadFrom", func(w http.ResponseWriter) error {
+			_, err := io.Copy(w, strings.NewReader("created"))
+			return err
+		}},
+		{"Flush", func(w http.ResponseWriter) error { return http.NewResponseController(w).Flush() }},
+		{"Hijack", func(w http.ResponseWriter) error { _, _, err := http.NewResponseController(w).Hijack(); return err }},
+	} {
+		t.Run(write.name, func(t *testing.T) {
+			store := newFakeStore[cart]()
+			store.setErr = errors.New("disk full")
+			var handled error
+			m := newManager(t, store, httpsession.Options{
+				ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+					handled = err
+					http.Error(w, "session not saved", http.StatusServiceUnavailable)
+				},
+			})
+			var werr error
+			resp := serve(m.Handler(handle(t, func(w http.ResponseWriter, r *http.Request, s *httpsession.Session[cart]) {
+				addItem("fig")(w, r, s)
+				werr = write.fn(w)
+			})), nil)
+			if handled == nil || !strings.Contains(handled.Error(), "disk full") {
+				t.Errorf("ErrorHandler got %v, want the save error", handled)
+			}
+			if !errors.Is(werr, httpsession.ErrNotSaved) {
+				t.Errorf("the handler's write returned %v, want ErrNotSaved", werr)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), "created") {
+				t.Errorf("response = %d %q, want the error handler's 503 alone", resp.StatusCode, body)
+			}
+			if c := sessionCookie(resp); c != nil {
+				t.Errorf("cookie sent for a session that was not saved: %v", c)
+			}
+		})
 	}
 }
 

@@ -1,40 +1,50 @@
 package httpsession
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 )
 
-// responseWriter saves the session before the first write reaches the
-// underlying ResponseWriter. Other capabilities, such as Hijack, are
-// reached through Unwrap by http.ResponseController; a hijacked response
-// has its session saved when the handler returns.
+// responseWriter saves the session before the response header reaches the
+// underlying ResponseWriter. When the save fails, ErrorHandler answers on
+// the underlying writer instead, and the handler's later writes fail with
+// ErrNotSaved. Other capabilities are reached through Unwrap by
+// http.ResponseController.
 type responseWriter[T any] struct {
 	http.ResponseWriter
-	r *http.Request // the request the session belongs to
-	s *Session[T]
+	r      *http.Request // the request the session belongs to
+	s      *Session[T]
+	failed bool // the save failed and ErrorHandler answered
 }
 
 // WriteHeader saves the session, unless code is informational, and writes
 // the header.
 func (w *responseWriter[T]) WriteHeader(code int) {
 	if code < 100 || code >= 200 || code == http.StatusSwitchingProtocols {
-		w.commit()
+		if !w.commit() {
+			return
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 // Write saves the session and writes p.
 func (w *responseWriter[T]) Write(p []byte) (int, error) {
-	w.commit()
+	if !w.commit() {
+		return 0, ErrNotSaved
+	}
 	return w.ResponseWriter.Write(p)
 }
 
 // ReadFrom saves the session and copies src, keeping the underlying
 // writer's own ReadFrom (sendfile) in play.
 func (w *responseWriter[T]) ReadFrom(src io.Reader) (int64, error) {
-	w.commit()
+	if !w.commit() {
+		return 0, ErrNotSaved
+	}
 	return io.Copy(w.ResponseWriter, src)
 }
 
@@ -44,22 +54,37 @@ func (w *responseWriter[T]) Flush() { _ = w.FlushError() }
 // FlushError saves the session and flushes. It returns
 // http.ErrNotSupported if the underlying writer cannot flush.
 func (w *responseWriter[T]) FlushError() error {
-	w.commit()
+	if !w.commit() {
+		return ErrNotSaved
+	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack saves the session and hijacks the connection. It returns
+// http.ErrNotSupported if the underlying writer cannot hijack.
+func (w *responseWriter[T]) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !w.commit() {
+		return nil, nil, ErrNotSaved
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // Unwrap returns the underlying ResponseWriter, for
 // http.ResponseController.
 func (w *responseWriter[T]) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// commit saves the session if it has not been saved. The status is already
-// chosen, so a failure can only be logged.
-func (w *responseWriter[T]) commit() {
+// commit saves the session if it has not been saved, and reports whether
+// the handler may go on writing. A failure goes to ErrorHandler, which
+// answers on the underlying writer: the header is not written yet.
+func (w *responseWriter[T]) commit() bool {
 	if w.s.committed {
-		return
+		return !w.failed
 	}
 	ctx := context.WithoutCancel(w.r.Context())
 	if err := w.s.commit(ctx, w.Header()); err != nil {
-		w.s.m.logger.ErrorContext(ctx, "httpsession: session not saved; response already started", "err", err)
+		w.failed = true
+		w.s.m.onError(w.ResponseWriter, w.r, err)
+		return false
 	}
+	return true
 }

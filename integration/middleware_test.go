@@ -18,14 +18,17 @@ type shop struct {
 	Items []string
 }
 
+// shopRecord is what the stores hold for a shop session.
+type shopRecord = httpsession.Record[shop]
+
 const shopSecret = "keyboard cat"
 
 // shopServers returns two application servers, each with its own store
 // and client, over one collection, and the handler of each.
-func shopServers(t *testing.T, inFlight func(r *http.Request)) (a, b http.Handler, store *sessionstore.Store[shop]) {
+func shopServers(t *testing.T, inFlight func(r *http.Request)) (a, b http.Handler, store *sessionstore.Store[shopRecord]) {
 	t.Helper()
-	sa, sb, _, _ := twoStores(t, &sessionstore.Options[shop]{TTLIndex: ttl.Off, UpdateAttempts: 100})
-	mux := func(store *sessionstore.Store[shop]) http.Handler {
+	sa, sb, _, _ := twoStores(t, &sessionstore.Options[shopRecord]{TTLIndex: ttl.Off, UpdateAttempts: 100})
+	mux := func(store *sessionstore.Store[shopRecord]) http.Handler {
 		m, err := httpsession.New[shop](store, &httpsession.Options{Secrets: []string{shopSecret}})
 		if err != nil {
 			t.Fatal(err)
@@ -104,11 +107,11 @@ func TestConcurrentCartAdditionsOverTwoServers(t *testing.T) {
 	// Read what the database holds: the memory of either server may be
 	// older until coherence lands.
 	id, _ := httpsession.ParseCookieValue(cookie.Value, []string{shopSecret})
-	fresh := newStore[shop](t, store.Collection(), &sessionstore.Options[shop]{TTLIndex: ttl.Off})
+	fresh := newStore[shopRecord](t, store.Collection(), &sessionstore.Options[shopRecord]{TTLIndex: ttl.Off})
 	v, err := fresh.Get(bg(t), id)
-	t.Logf("after 40 concurrent additions: %d items stored", len(v.Items))
-	if err != nil || len(v.Items) != 40 {
-		t.Fatalf("%d items stored (%v), want 40", len(v.Items), err)
+	t.Logf("after 40 concurrent additions: %d items stored", len(v.Value.Items))
+	if err != nil || len(v.Value.Items) != 40 {
+		t.Fatalf("%d items stored (%v), want 40", len(v.Value.Items), err)
 	}
 }
 

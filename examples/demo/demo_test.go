@@ -28,7 +28,7 @@ const testSecret = "keyboard cat"
 // demo is the demo's handler served over a store on a fresh collection.
 type demo struct {
 	coll  *mongo.Collection
-	store *sessionstore.Store[app.Session]
+	store *sessionstore.Store[app.Record]
 	clock *mongotest.Clock
 	srv   *httptest.Server
 }
@@ -37,9 +37,9 @@ func newDemo(t *testing.T) *demo {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	d := &demo{coll: mongotest.Collection(t), clock: mongotest.NewClock()}
-	store, err := sessionstore.New(d.coll, &sessionstore.Options[app.Session]{
+	store, err := sessionstore.New(d.coll, &sessionstore.Options[app.Record]{
 		TTL:    app.Lifetime,
-		Codec:  codec.BSON[app.Session]{},
+		Codec:  codec.BSON[app.Record]{},
 		Clock:  d.clock,
 		Logger: logger,
 		// Touches are written only when the test calls Flush.
@@ -56,7 +56,7 @@ func newDemo(t *testing.T) *demo {
 			t.Errorf("close store: %v", err)
 		}
 	})
-	handler, err := app.New(store, testSecret, logger)
+	handler, err := app.New(store, testSecret, logger, d.clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +108,9 @@ func sessionID(t *testing.T, c *http.Cookie) string {
 
 // document is a session document as the server holds it.
 type document struct {
-	ID      string      `bson:"_id"`
-	Expires time.Time   `bson:"expires"`
-	Session app.Session `bson:"session"`
+	ID      string     `bson:"_id"`
+	Expires time.Time  `bson:"expires"`
+	Session app.Record `bson:"session"`
 }
 
 // find reads session id straight from the server.
@@ -158,7 +158,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 	id := sessionID(t, first)
 	before := d.find(t, id)
-	if before.Session.Something == "" {
+	if before.Session.Value.Something == "" {
 		t.Fatal("session.something is not set")
 	}
 
@@ -181,8 +181,8 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("flush: %v", err)
 	}
 	after := d.find(t, id)
-	if after.Session.Something != before.Session.Something {
-		t.Errorf("something changed from %q to %q", before.Session.Something, after.Session.Something)
+	if after.Session.Value.Something != before.Session.Value.Something {
+		t.Errorf("something changed from %q to %q", before.Session.Value.Something, after.Session.Value.Something)
 	}
 	if after.Expires.Before(before.Expires.Add(time.Minute)) {
 		t.Errorf("expires went from %v to %v, want at least a minute later", before.Expires, after.Expires)
@@ -225,7 +225,7 @@ func TestDocumentShape(t *testing.T) {
 		{[]string{"expires"}, bson.TypeDateTime},
 		{[]string{"session"}, bson.TypeEmbeddedDocument},
 		{[]string{"session", "cookie"}, bson.TypeEmbeddedDocument},
-		{[]string{"session", "cookie", "originalMaxAge"}, bson.TypeInt64},
+		{[]string{"session", "cookie", "originalMaxAge"}, bson.TypeInt32},
 		{[]string{"session", "cookie", "expires"}, bson.TypeDateTime},
 		{[]string{"session", "cookie", "httpOnly"}, bson.TypeBoolean},
 		{[]string{"session", "cookie", "path"}, bson.TypeString},
@@ -243,10 +243,11 @@ func TestDocumentShape(t *testing.T) {
 	}
 
 	c := d.find(t, id).Session.Cookie
-	if c.OriginalMaxAge != 7*24*3600*1000 || !c.HTTPOnly || c.Path != "/" || c.SameSite != "strict" {
+	if c.MaxAge != app.Lifetime || !c.HTTPOnly || c.Path != "/" || c.SameSite != http.SameSiteStrictMode {
 		t.Errorf("session.cookie = %+v, want originalMaxAge 604800000, httpOnly, path /, sameSite strict", c)
 	}
-	if lo, hi := start.Add(app.Lifetime).Add(-time.Second), time.Now().Add(app.Lifetime); c.Expires.Before(lo) || c.Expires.After(hi) {
+	// Rounded up to the next whole second.
+	if lo, hi := start.Add(app.Lifetime), time.Now().Add(app.Lifetime+time.Second); c.Expires.Before(lo) || c.Expires.After(hi) {
 		t.Errorf("session.cookie.expires = %v, want seven days from now", c.Expires)
 	}
 }
@@ -261,7 +262,7 @@ func TestEmbeddedFerretDBKeepsSessions(t *testing.T) {
 
 	// session opens a store on a fresh embedded server, calls fn with it,
 	// and stops both.
-	session := func(fn func(*sessionstore.Store[app.Session])) {
+	session := func(fn func(*sessionstore.Store[app.Record])) {
 		t.Helper()
 		db, err := startFerretDB("127.0.0.1:0", dir, logger)
 		if err != nil {
@@ -275,7 +276,7 @@ func TestEmbeddedFerretDBKeepsSessions(t *testing.T) {
 		if !strings.HasSuffix(db.uri, "/demo") {
 			t.Errorf("uri = %q, want the demo database in its path", db.uri)
 		}
-		store, err := sessionstore.Open(ctx, db.uri, &sessionstore.Options[app.Session]{Codec: codec.BSON[app.Session]{}})
+		store, err := sessionstore.Open(ctx, db.uri, &sessionstore.Options[app.Record]{Codec: codec.BSON[app.Record]{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,14 +288,14 @@ func TestEmbeddedFerretDBKeepsSessions(t *testing.T) {
 		fn(store)
 	}
 
-	session(func(s *sessionstore.Store[app.Session]) {
-		if err := s.Set(ctx, "kept", app.Session{Something: "abc"}); err != nil {
+	session(func(s *sessionstore.Store[app.Record]) {
+		if err := s.Set(ctx, "kept", app.Record{Value: app.Session{Something: "abc"}}); err != nil {
 			t.Fatal(err)
 		}
 	})
-	session(func(s *sessionstore.Store[app.Session]) {
+	session(func(s *sessionstore.Store[app.Record]) {
 		v, err := s.Get(ctx, "kept")
-		if err != nil || v.Something != "abc" {
+		if err != nil || v.Value.Something != "abc" {
 			t.Errorf("after a restart Get = %+v, %v; want something abc", v, err)
 		}
 	})

@@ -124,9 +124,9 @@ func run(logger *slog.Logger) (err error) {
 
 	openCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	store, err := sessionstore.Open(openCtx, uri, &sessionstore.Options[app.Session]{
+	store, err := sessionstore.Open(openCtx, uri, &sessionstore.Options[app.Record]{
 		TTL:            app.Lifetime,
-		Codec:          codec.BSON[app.Session]{},
+		Codec:          codec.BSON[app.Record]{},
 		Logger:         logger,
 		TracerProvider: tp,
 	})
@@ -147,7 +147,7 @@ func run(logger *slog.Logger) (err error) {
 		secret = rand.Text()
 		logger.Warn("SESSION_SECRET is not set: using a random secret, so cookies from before a restart will not be accepted")
 	}
-	handler, err := app.New(store, secret, logger)
+	handler, err := app.New(store, secret, logger, nil)
 	if err != nil {
 		return err
 	}

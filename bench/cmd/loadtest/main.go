@@ -198,12 +198,12 @@ func workload(ctx context.Context, c config, name string, colls []*mongo.Collect
 		firstErr   atomic.Pointer[error] // the first of them
 	)
 	var (
-		stores []*sessionstore.Store[app.Session]
+		stores []*sessionstore.Store[app.Record]
 		urls   []string
 	)
 	for _, coll := range colls {
-		store, err := sessionstore.New(coll, &sessionstore.Options[app.Session]{
-			Codec:        codec.BSON[app.Session]{},
+		store, err := sessionstore.New(coll, &sessionstore.Options[app.Record]{
+			Codec:        codec.BSON[app.Record]{},
 			TTL:          app.Lifetime,
 			WriteTimeout: c.writeTime,
 			OnError: func(err error) {
@@ -219,7 +219,7 @@ func workload(ctx context.Context, c config, name string, colls []*mongo.Collect
 		if _, err := store.TTLIndex(ctx); err != nil {
 			return result{}, err
 		}
-		h, err := app.New(store, secret, nil)
+		h, err := app.New(store, secret, nil, nil)
 		if err != nil {
 			return result{}, err
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sessionstore/sessionstore"
 	"github.com/sessionstore/sessionstore/httpsession"
 )
 
@@ -19,45 +20,37 @@ import (
 const Lifetime = 7 * 24 * time.Hour
 
 // Session is the demo's session. Its document is the one express-session
-// keeps, so an Express app given the same collection and secret reads it
-// as req.session, with req.session.something.
+// keeps: the middleware stores express-session's cookie object beside
+// Session's fields, so an Express app given the same collection and secret
+// reads it as req.session, with req.session.something.
 type Session struct {
-	Cookie    Cookie `bson:"cookie"`
 	Something string `bson:"something,omitempty"`
 }
 
-// Cookie is the cookie object express-session stores with every session;
-// Express reads originalMaxAge and expires from it when it loads one.
-// Expires is the expiry when the session was last saved: touches move the
-// document's top-level expires, which is what the store goes by, and leave
-// the session itself alone.
-type Cookie struct {
-	OriginalMaxAge int64     `bson:"originalMaxAge"` // milliseconds
-	Expires        time.Time `bson:"expires"`
-	HTTPOnly       bool      `bson:"httpOnly"`
-	Path           string    `bson:"path"`
-	SameSite       string    `bson:"sameSite"`
-}
+// Record is what the store holds for a Session.
+type Record = httpsession.Record[Session]
 
 // New returns the demo's handler: session middleware with
 // express-session's defaults and the npm demo's cookie settings, then a
 // middleware that gives each new session a random "something", then
 // GET / answering OK. secret signs the session cookie; logger receives a
 // line per request: at Info level for a new session, at Debug level for a
-// returning one (nil discards them).
-func New(store httpsession.Store[Session], secret string, logger *slog.Logger) (http.Handler, error) {
+// returning one (nil discards them). clock is the store's, from which
+// the cookie's expiry starts (nil: the system clock).
+func New(store httpsession.Store[Record], secret string, logger *slog.Logger, clock sessionstore.Clock) (http.Handler, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	sessions, err := httpsession.New(store, &httpsession.Options{
+	sessions, err := httpsession.New[Session](store, &httpsession.Options{
 		Secrets:    []string{secret},
 		CookieName: "connect.sid",
 		MaxAge:     Lifetime,
 		SameSite:   http.SameSiteStrictMode,
-		// The cookie's Max-Age restarts on every response, as the store's
-		// expiry does on every touch.
+		// The cookie's Max-Age restarts on every response, as the
+		// session's expiry in the store does on every save or touch.
 		Rolling: true,
 		Logger:  logger,
+		Clock:   clock,
 	})
 	if err != nil {
 		return nil, err
@@ -81,13 +74,6 @@ func something(next http.Handler, logger *slog.Logger) http.Handler {
 		v := s.Value()
 		if v.Something == "" {
 			v.Something = rand.Text()
-			v.Cookie = Cookie{
-				OriginalMaxAge: Lifetime.Milliseconds(),
-				Expires:        time.Now().Add(Lifetime).UTC(),
-				HTTPOnly:       true,
-				Path:           "/",
-				SameSite:       "strict",
-			}
 			s.Set(v)
 		}
 		level, msg := slog.LevelDebug, "existing session"

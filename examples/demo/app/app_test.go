@@ -15,10 +15,10 @@ import (
 	"github.com/sessionstore/sessionstore/examples/demo/app"
 )
 
-// memStore is an in-memory httpsession.Store[app.Session].
+// memStore is an in-memory httpsession.Store[app.Record].
 type memStore struct {
 	mu sync.Mutex // protects m
-	m  map[string]app.Session
+	m  map[string]app.Record
 }
 
 // errNotFound is what memStore.Get returns for a missing session.
@@ -27,32 +27,32 @@ type errNotFound struct{}
 func (errNotFound) Error() string  { return "not found" }
 func (errNotFound) NotFound() bool { return true }
 
-func (s *memStore) Get(_ context.Context, id string) (app.Session, error) {
+func (s *memStore) Get(_ context.Context, id string) (app.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.m[id]
 	if !ok {
-		return app.Session{}, errNotFound{}
+		return app.Record{}, errNotFound{}
 	}
 	return v, nil
 }
 
-func (s *memStore) Create(_ context.Context, id string, v app.Session) error {
+func (s *memStore) Create(_ context.Context, id string, v app.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[id] = v
 	return nil
 }
 
-func (s *memStore) Update(_ context.Context, id string, fn func(*app.Session) error) (app.Session, error) {
+func (s *memStore) Update(_ context.Context, id string, fn func(*app.Record) error) (app.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.m[id]
 	if !ok {
-		return app.Session{}, errNotFound{}
+		return app.Record{}, errNotFound{}
 	}
 	if err := fn(&v); err != nil {
-		return app.Session{}, err
+		return app.Record{}, err
 	}
 	s.m[id] = v
 	return v, nil
@@ -88,7 +88,7 @@ func TestLogLevels(t *testing.T) {
 			return a
 		},
 	}))
-	h, err := app.New(&memStore{m: make(map[string]app.Session)}, "keyboard cat", logger)
+	h, err := app.New(&memStore{m: make(map[string]app.Record)}, "keyboard cat", logger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestLogLevels(t *testing.T) {
 // the whole app, logging as a service would: text, at Info level.
 func BenchmarkReturningRequest(b *testing.B) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := app.New(&memStore{m: make(map[string]app.Session)}, "keyboard cat", logger)
+	h, err := app.New(&memStore{m: make(map[string]app.Record)}, "keyboard cat", logger, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
