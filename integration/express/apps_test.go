@@ -43,9 +43,6 @@ const (
 	// maxPayload is the Go stores' MaxPayload, small so that a session
 	// near it is quick to move through FerretDB.
 	maxPayload = 256 << 10
-	// maxCacheAge is the Go stores' MaxCacheAge: how long a Go instance
-	// may serve a session from memory after another app changed it.
-	maxCacheAge = 2 * time.Second
 )
 
 // pair is an Express app and a Go service on one collection, with the
@@ -121,7 +118,6 @@ func startPairs(t *testing.T) map[string]*pair {
 		opts.Codec = codec.BSON[record]{}
 		opts.TTLIndex = ttl.Off
 		opts.MaxPayload = maxPayload
-		opts.MaxCacheAge = maxCacheAge
 		opts.UpdateAttempts = 50
 		store, err := sessionstore.New(coll, &opts)
 		if err != nil {

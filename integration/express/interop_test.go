@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/sessionstore/sessionstore"
 )
 
 // unicodeText is stored by one side and read by the other.
@@ -113,7 +115,7 @@ func goSees(t *testing.T, p *pair, b *browser, cond func(goReply) bool, what str
 	cookie := b.cookie
 	since := time.Now()
 	bound := coherenceBound(p)
-	const slack = time.Second // polling and request time
+	const slack = 500 * time.Millisecond // polling and request time
 	for {
 		b.cookie = cookie
 		g, _ := p.goDo(t, b, http.MethodGet, "/get", nil)
@@ -213,8 +215,14 @@ func goDestroy(t *testing.T, p *pair) {
 }
 
 // coherenceBound is how long after another app's change a Go instance
-// may still serve a session from memory: MaxCacheAge.
-func coherenceBound(p *pair) time.Duration { return p.opts.MaxCacheAge }
+// may still serve a session from memory: MaxStaleness, as the store's
+// change feed sees every writer.
+func coherenceBound(p *pair) time.Duration {
+	if p.opts.MaxStaleness > 0 {
+		return p.opts.MaxStaleness
+	}
+	return sessionstore.DefaultMaxStaleness
+}
 
 func expressDestroy(t *testing.T, p *pair) {
 	b := &browser{}
