@@ -233,8 +233,6 @@ func TestRouterConcurrentSaves(t *testing.T) {
 			_, _, err := b.try(srv, "/inc")
 			return err
 		})
-		// Read the database: an instance's memory may still hold the
-		// session as that instance last saw it (see MaxCacheAge).
 		if v, _ := storedValues(t, coll, id); v["count"] != n {
 			t.Errorf("after %d concurrent increments, the stored count is %v", n, v["count"])
 		}
@@ -252,6 +250,41 @@ func TestRouterConcurrentSaves(t *testing.T) {
 		}
 		if v["count"] != n || v["user"] != "ada" {
 			t.Errorf("the concurrent sets lost other keys: count=%v user=%v", v["count"], v["user"])
+		}
+	})
+}
+
+// Two instances hold the same session in memory; a logout on one is
+// honoured by the other within MaxStaleness, through the change feed.
+func TestRouterLogoutSeenByOtherInstance(t *testing.T) {
+	forEachRouter(t, func(t *testing.T, r router) {
+		coll := mongotest.Collection(t)
+		a := serve(t, r.new(t, newStore(t, newSessions(t, coll, nil))))
+		b := serve(t, r.new(t, newStore(t, newSessions(t, coll, nil))))
+		alice := newBrowser(t)
+		alice.body(a, "/set", "k", "user", "v", "ada")
+		cookie := alice.cookie(a)
+		// Until its feed has caught up once, B's memory answers for
+		// MaxStaleness after a read only: let it catch up.
+		time.Sleep(2 * sessionstore.DefaultMaxStaleness)
+		other := newBrowser(t)
+		other.setCookie(b, cookie)
+		if got, want := other.body(b, "/page"), "user=ada flashes="; got != want {
+			t.Fatalf("instance B read %q, want %q", got, want)
+		}
+		alice.get(a, "/logout")
+		loggedOut := time.Now()
+		for {
+			other.setCookie(b, cookie)
+			got := other.body(b, "/page")
+			if got == "user=<nil> flashes=" {
+				t.Logf("instance B saw the logout %v after it", time.Since(loggedOut).Round(time.Millisecond))
+				break
+			}
+			if late := time.Since(loggedOut); late > sessionstore.DefaultMaxStaleness+500*time.Millisecond {
+				t.Fatalf("instance B still serves the session %v after a logout on A: %q", late, got)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }
