@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Session is one request's session, from [FromContext].
@@ -29,6 +30,7 @@ type Session[T any] struct {
 	destroyed   bool       // Destroy was called
 	committed   bool       // the session was saved or skipped; too late to change
 	lateChanged bool       // a change after committed was logged
+	deadline    time.Time  // the deadline a Regenerate keeps; zero for a full lifetime
 }
 
 // ID returns the session's id. A fresh session gets its id on first use.
@@ -85,7 +87,9 @@ func (s *Session[T]) Destroy() {
 // middleware saves, and a request still saving the old id cannot bring it
 // back. Call it on login, so that an id known
 // before login, perhaps planted by an attacker, is worthless after it. The
-// new cookie is sent with the response. It returns an error if the delete
+// new cookie is sent with the response. With a store that has absolute
+// deadlines (sessionstore's MaxLifetime), the new id keeps the old one's
+// deadline unless RenewLifetime is called. It returns an error if the delete
 // fails, leaving the session unchanged, or if the session was destroyed or
 // the response has started.
 func (s *Session[T]) Regenerate(ctx context.Context) error {
@@ -96,6 +100,9 @@ func (s *Session[T]) Regenerate(ctx context.Context) error {
 		return errors.New("httpsession: regenerate a destroyed session")
 	}
 	if s.stored {
+		if err := s.keepDeadline(ctx); err != nil {
+			return err
+		}
 		if err := s.m.store.Delete(ctx, s.id); err != nil {
 			return fmt.Errorf("httpsession: regenerate: delete old session: %w", err)
 		}
@@ -120,7 +127,7 @@ func (s *Session[T]) changed(op string, fn func(*T)) {
 // id turns out to be taken.
 func (s *Session[T]) create(ctx context.Context) error {
 	for range 3 {
-		err := s.m.store.Create(ctx, s.ID(), s.value)
+		err := s.createNew(ctx)
 		if !isExists(err) {
 			if err != nil {
 				return fmt.Errorf("httpsession: save session: %w", err)
@@ -191,7 +198,7 @@ func (s *Session[T]) commit(ctx context.Context, h http.Header) error {
 		return nil
 	}
 	if s.id != s.cookieID || m.opts.Rolling || (m.maxAge > 0 && s.modified) {
-		h.Add("Set-Cookie", m.setCookie(s))
+		h.Add("Set-Cookie", m.capMaxAge(ctx, s.id, m.setCookie(s)))
 	}
 	return nil
 }
