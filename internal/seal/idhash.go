@@ -15,7 +15,14 @@ const MinHashKey = 32
 // IDHash maps session ids to HMAC-SHA-256 hashes under a secret key, in
 // lower-case hex: 64 characters. It is safe for concurrent use.
 type IDHash struct {
-	pool sync.Pool // of hash.Hash keyed with the secret
+	pool sync.Pool // of *hasher keyed with the secret
+}
+
+// hasher is one HMAC state with buffers, reused through the pool.
+type hasher struct {
+	mac hash.Hash
+	in  []byte // the id, copied: a string converted for Write would escape
+	sum [sha256.Size]byte
 }
 
 // NewIDHash returns an IDHash under key, which it copies. It fails for a
@@ -26,17 +33,19 @@ func NewIDHash(key []byte) (*IDHash, error) {
 	}
 	key = append([]byte(nil), key...)
 	h := &IDHash{}
-	h.pool.New = func() any { return hmac.New(sha256.New, key) }
+	h.pool.New = func() any { return &hasher{mac: hmac.New(sha256.New, key)} }
 	return h, nil
 }
 
 // Sum returns the hash of id.
 func (h *IDHash) Sum(id string) string {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(id))
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	h.pool.Put(m)
-	return hex.EncodeToString(sum[:])
+	x := h.pool.Get().(*hasher)
+	x.mac.Reset()
+	x.in = append(x.in[:0], id...)
+	x.mac.Write(x.in)
+	x.mac.Sum(x.sum[:0])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], x.sum[:])
+	h.pool.Put(x)
+	return string(out[:])
 }

@@ -156,3 +156,25 @@ func TestIDHash(t *testing.T) {
 		t.Error("changing the caller's key changed the hash")
 	}
 }
+
+func BenchmarkIDHash(b *testing.B) {
+	h, err := NewIDHash(secret(7))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = h.Sum("T10xKEAfTJliWAUnpec5O2DijDTT9OlT")
+	}
+}
+
+func BenchmarkSealOpen(b *testing.B) {
+	r := ring(b, keyA)
+	p := bytes.Repeat([]byte("s"), 200)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Open(r.Seal(p, "T10xKEAfTJliWAUnpec5O2DijDTT9OlT"), "T10xKEAfTJliWAUnpec5O2DijDTT9OlT"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
