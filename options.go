@@ -216,11 +216,13 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 		{"UpdateAttempts", c.UpdateAttempts < 0},
 		{"TTLIndex", c.TTLIndex != ttl.Auto && c.TTLIndex != ttl.Off && c.TTLIndex != ttl.Require},
 		{"Prefix", len(c.Prefix) >= MaxIDLength || strings.ContainsRune(c.Prefix, 0)},
-		{"MaxLifetime (negative, or shorter than TouchGranularity)", c.MaxLifetime < 0 || c.MaxLifetime > 0 && c.MaxLifetime < c.TouchGranularity},
 	} {
 		if f.bad {
 			errs = append(errs, fmt.Errorf("sessionstore: Options.%s is out of range", f.name))
 		}
+	}
+	if c.MaxLifetime < 0 || c.MaxLifetime > 0 && c.MaxLifetime < c.TouchGranularity {
+		errs = append(errs, fmt.Errorf("sessionstore: Options.MaxLifetime is %v: it must be 0 (no limit) or at least TouchGranularity (%v)", c.MaxLifetime, c.TouchGranularity))
 	}
 	return c, errors.Join(errs...)
 }

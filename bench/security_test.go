@@ -57,17 +57,7 @@ func BenchmarkSetSecured(b *testing.B) {
 				}
 			}
 			cmds.Reset()
-			i := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := s.Set(ctx, ids[i], vs[i]); err != nil {
-					b.Fatal(err)
-				}
-				if i++; i == len(ids) {
-					i = 0
-				}
-			}
-			b.ReportMetric(float64(cmds.Count())/float64(b.N), "commands/op")
+			sets(b, s, ids, vs, cmds)
 		})
 	}
 }
