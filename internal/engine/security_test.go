@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,7 +228,13 @@ func TestDeleteOwned(t *testing.T) {
 	clk := newClock()
 	cfg := config(t, clk)
 	cfg.Owners = true
-	db := &tiertest.Fake{}
+	var down atomic.Bool // fails the deletes by owner
+	db := &tiertest.Fake{Before: func(_ context.Context, call string) error {
+		if call == "deleteowned" && down.Load() {
+			return errors.New("server down")
+		}
+		return nil
+	}}
 	e := start(t, cfg, db)
 	ctx := context.Background()
 	for id, owner := range map[string]string{"a1": "ada", "a2": "ada", "a3": "ada", "b1": "bob", "n1": ""} {
@@ -274,12 +281,7 @@ func TestDeleteOwned(t *testing.T) {
 	if strings.Join(owned, ",") != "a1=ada" {
 		t.Errorf("Owned(ada) = %v", owned)
 	}
-	db.Before = func(_ context.Context, call string) error {
-		if call == "deleteowned" {
-			return errors.New("server down")
-		}
-		return nil
-	}
+	down.Store(true)
 	if _, err := e.DeleteOwned(ctx, "bob", nil); err == nil {
 		t.Error("a failed delete reported success")
 	}
