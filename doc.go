@@ -22,10 +22,17 @@
 // on the expires field where the server supports one, and otherwise runs
 // a reaper that deletes expired sessions (see package ttl).
 //
-// Documents have the shape {_id, expires, session, rev, ttl}, where
+// Documents have the shape {_id, expires, session, rev, ttl}, plus
+// deadline with Options.MaxLifetime and owner with Options.Owner, where
 // session holds the encoded value: binary with the default msgpack codec,
 // an embedded document with codec.BSON (what Node's express-session
 // stores write) or a string with codec.JSON. See package codec.
+//
+// Options.MaxLifetime bounds a session's life from its creation,
+// Options.Owner finds and deletes sessions by owner, and
+// Options.EncryptionKeys and Options.IDHashKey keep contents and ids
+// unreadable at rest; the README's Security section says what each
+// protects against and what it does not.
 //
 // Every operation is traced with OpenTelemetry and measured; package
 // tracing names the spans, attributes and metrics. Package httpsession

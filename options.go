@@ -172,6 +172,32 @@ type Options[T any] struct {
 	// MeterProvider creates the store's metrics. Default the global
 	// provider, a no-op until the application sets one.
 	MeterProvider metric.MeterProvider
+
+	// MaxLifetime is the absolute lifetime of a session: it is never
+	// readable later than its creation plus MaxLifetime, rounded down to
+	// TouchGranularity, whatever touches and saves happen. The deadline
+	// is stored in the session's document, so every instance enforces
+	// the same one, and no write moves the expiry past it. Sessions
+	// stored without a deadline get one on their next save. Default 0:
+	// no limit. It must be at least TouchGranularity.
+	MaxLifetime time.Duration
+	// Owner, when set, names the owner of each session (a user id, say);
+	// "" means anonymous. The owner is stored in the document, follows
+	// every Set, Create and Update, and is indexed: see ByOwner and
+	// DeleteByOwner. Default: none.
+	Owner func(T) string
+	// EncryptionKeys, when set, encrypts sessions at rest with AES-256-GCM:
+	// the first key encrypts every write, any key decrypts. To rotate,
+	// put a new key first, run Reencrypt, then drop the old key. Encrypted
+	// sessions are binary, whatever the codec: Express cannot read them.
+	// Default: none, sessions are stored as the codec encodes them.
+	EncryptionKeys []EncryptionKey
+	// IDHashKey, when set, stores the HMAC-SHA-256 of each session id
+	// under this key (at least 32 bytes, in hex) as the document's _id
+	// instead of the id, so that the database holds no cookie value. All
+	// and ByOwner then yield hashes. Express cannot find such sessions.
+	// Default: none, ids are stored as they are.
+	IDHashKey []byte
 }
 
 // withDefaults returns a copy of o with every zero field set to its
@@ -230,6 +256,9 @@ func (o *Options[T]) withDefaults() (Options[T], error) {
 		if f.bad {
 			errs = append(errs, fmt.Errorf("sessionstore: Options.%s is out of range", f.name))
 		}
+	}
+	if c.MaxLifetime < 0 || c.MaxLifetime > 0 && c.MaxLifetime < c.TouchGranularity {
+		errs = append(errs, fmt.Errorf("sessionstore: Options.MaxLifetime is %v: it must be 0 (no limit) or at least TouchGranularity (%v)", c.MaxLifetime, c.TouchGranularity))
 	}
 	return c, errors.Join(errs...)
 }

@@ -33,6 +33,8 @@ type Store[T any] struct {
 	obs      *observe.Observer
 	coll     *mongo.Collection
 	client   *mongo.Client // non-nil when Open made the client
+	owner    func(T) string
+	maxLife  time.Duration // Options.MaxLifetime
 
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
@@ -99,11 +101,17 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 	if !utf8.ValidString(opts.Prefix) {
 		return nil, errors.New("sessionstore: Options.Prefix is not valid UTF-8")
 	}
+	sec, err := newSecurity(&opts)
+	if err != nil {
+		return nil, err
+	}
 	db, err := tier.NewMongo(coll, &tier.MongoOptions{
-		Format:            opts.Codec.Format(),
+		Format:            sec.format(opts.Codec.Format()),
 		Prefix:            opts.Prefix,
 		TouchWriteConcern: opts.TouchWriteConcern,
 		TouchAfter:        opts.TouchAfter,
+		Owners:            opts.Owner != nil,
+		Seal:              sec.ring,
 	})
 	if err != nil {
 		return nil, err
@@ -153,14 +161,18 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 		EnsureIndex: func(ctx context.Context) (ttl.Decision, error) {
 			return ttlindex.Ensure(ctx, ttlindex.DatabaseCommander(coll.Database()), coll.Name(), opts.TTLIndex)
 		},
-		Now:      opts.Clock.Now,
-		Observer: obs,
+		Now:         opts.Clock.Now,
+		Observer:    obs,
+		MaxLifetime: opts.MaxLifetime,
+		Owners:      opts.Owner != nil,
+		HashID:      sec.hashID(),
 	}, db, mem)
 	if err != nil {
 		obs.Close()
 		return nil, err
 	}
-	return &Store[T]{codec: opts.Codec, ttlFunc: opts.TTLFunc, attempts: opts.UpdateAttempts, eng: eng, obs: obs, coll: coll, client: client}, nil
+	return &Store[T]{codec: opts.Codec, ttlFunc: opts.TTLFunc, attempts: opts.UpdateAttempts, eng: eng, obs: obs, coll: coll, client: client,
+		owner: opts.Owner, maxLife: opts.MaxLifetime}, nil
 }
 
 // decode turns a payload into a value the caller owns.
@@ -269,7 +281,7 @@ func (s *Store[T]) set(ctx context.Context, id string, v T, until time.Time) err
 	if err != nil {
 		return err
 	}
-	return s.eng.Set(ctx, id, payload, s.lifetime(v), until)
+	return s.eng.Set(ctx, id, payload, s.lifetime(v), until, s.meta(v, time.Time{}))
 }
 
 // Delete removes session id from both tiers and drops any touch pending
@@ -294,7 +306,7 @@ func (s *Store[T]) Len(ctx context.Context) (int64, error) {
 
 // Entry is one session yielded by All.
 type Entry[T any] struct {
-	ID      string // without the store's prefix
+	ID      string // without the store's prefix; with Options.IDHashKey, the stored hash
 	Value   T
 	Expires time.Time
 }
@@ -306,11 +318,17 @@ type Entry[T any] struct {
 // any other error ends it. Sessions read by All are not cached. Touches
 // still buffered are not seen: call Flush first to include them.
 func (s *Store[T]) All(ctx context.Context) iter.Seq2[Entry[T], error] {
+	return s.stream(ctx, observe.All, s.eng.All)
+}
+
+// stream yields the records of recs decoded, as All does, traced as an
+// operation of kind k.
+func (s *Store[T]) stream(ctx context.Context, k observe.Kind, recs func(context.Context) iter.Seq2[tier.Record, error]) iter.Seq2[Entry[T], error] {
 	return func(yield func(Entry[T], error) bool) {
-		ctx, op := s.obs.Start(ctx, observe.All)
+		ctx, op := s.obs.Start(ctx, k)
 		var err error
 		defer func() { op.End(err) }()
-		for rec, rerr := range s.eng.All(ctx) {
+		for rec, rerr := range recs(ctx) {
 			e := Entry[T]{ID: rec.ID, Expires: rec.Expires}
 			if rerr == nil {
 				e.Value, rerr = s.decode(rec.Payload)

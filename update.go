@@ -24,7 +24,7 @@ const (
 // attack; pick a new id.
 func (s *Store[T]) Create(ctx context.Context, id string, v T) error {
 	ctx, op := s.obs.Start(ctx, observe.Create)
-	err := s.create(ctx, id, v, time.Time{})
+	err := s.create(ctx, id, v, time.Time{}, time.Time{})
 	op.End(err)
 	return err
 }
@@ -33,17 +33,19 @@ func (s *Store[T]) Create(ctx context.Context, id string, v T) error {
 // is Set's.
 func (s *Store[T]) CreateUntil(ctx context.Context, id string, v T, expires time.Time) error {
 	ctx, op := s.obs.Start(ctx, observe.Create)
-	err := s.create(ctx, id, v, expires)
+	err := s.create(ctx, id, v, expires, time.Time{})
 	op.End(err)
 	return err
 }
 
-func (s *Store[T]) create(ctx context.Context, id string, v T, until time.Time) error {
+// create stores v as the new session id, expiring at until (zero: now
+// plus its lifetime), and ending at deadline (zero: now plus MaxLifetime).
+func (s *Store[T]) create(ctx context.Context, id string, v T, until, deadline time.Time) error {
 	payload, err := s.encode(v)
 	if err != nil {
 		return err
 	}
-	return s.eng.Create(ctx, id, payload, s.lifetime(v), until)
+	return s.eng.Create(ctx, id, payload, s.lifetime(v), until, s.meta(v, deadline))
 }
 
 // Update changes session id with fn and stores the result only if nobody
@@ -111,7 +113,7 @@ func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string,
 			return zero, attempts, err
 		}
 		attempts++
-		_, err = s.eng.Replace(ctx, key, rec, payload, s.lifetime(v), until)
+		_, err = s.eng.Replace(ctx, key, rec, payload, s.lifetime(v), until, s.meta(v, time.Time{}))
 		switch {
 		case err == nil:
 			return v, attempts, nil

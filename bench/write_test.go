@@ -27,6 +27,12 @@ func BenchmarkSet(b *testing.B) {
 	counted, cmds := mongotest.Monitored(b, mongotest.Collection(b))
 	s := newStore(b, counted, nil)
 	ids, vs := samples(loopPool())
+	sets(b, s, ids, vs, cmds)
+}
+
+// sets Sets the sessions vs under ids in turn until b.Loop says stop,
+// and reports the commands cmds counted per Set.
+func sets(b *testing.B, s *sessionstore.Store[Session], ids []string, vs []Session, cmds *mongotest.Commands) {
 	ctx := bg(b)
 	i := 0
 	b.ReportAllocs()

@@ -30,6 +30,7 @@ type Session[T any] struct {
 	destroyed   bool               // Destroy was called
 	committed   bool               // the session was saved or skipped; too late to change
 	lateChanged bool               // a change after committed was logged
+	deadline    time.Time          // the deadline a Regenerate keeps; zero for a full lifetime
 }
 
 // ID returns the session's id. A fresh session gets its id on first use.
@@ -101,7 +102,9 @@ func (s *Session[T]) Destroy() {
 // middleware saves, and a request still saving the old id cannot bring it
 // back. Call it on login, so that an id known
 // before login, perhaps planted by an attacker, is worthless after it. The
-// new cookie is sent with the response. It returns an error if the delete
+// new cookie is sent with the response. With a store that has absolute
+// deadlines (sessionstore's MaxLifetime), the new id keeps the old one's
+// deadline unless RenewLifetime is called. It returns an error if the delete
 // fails, leaving the session unchanged, or if the session was destroyed or
 // the response has started.
 func (s *Session[T]) Regenerate(ctx context.Context) error {
@@ -112,6 +115,9 @@ func (s *Session[T]) Regenerate(ctx context.Context) error {
 		return errors.New("httpsession: regenerate a destroyed session")
 	}
 	if s.stored {
+		if err := s.keepDeadline(ctx); err != nil {
+			return err
+		}
 		if err := s.m.store.Delete(ctx, s.id); err != nil {
 			return fmt.Errorf("httpsession: regenerate: delete old session: %w", err)
 		}
@@ -137,12 +143,7 @@ func (s *Session[T]) changed(op string, fn func(*Record[T])) {
 func (s *Session[T]) create(ctx context.Context, now time.Time) error {
 	s.rec.Cookie.restart(now, time.Time{})
 	for range 3 {
-		var err error
-		if s.m.expiry != nil {
-			err = s.m.expiry.CreateUntil(ctx, s.ID(), s.rec, s.rec.Cookie.expiry())
-		} else {
-			err = s.m.store.Create(ctx, s.ID(), s.rec)
-		}
+		err := s.createNew(ctx)
 		if !isExists(err) {
 			if err != nil {
 				return fmt.Errorf("httpsession: save session: %w", err)
@@ -208,7 +209,7 @@ func (s *Session[T]) commit(ctx context.Context, h http.Header) error {
 		return nil
 	}
 	if s.id != s.cookieID || m.opts.Rolling || (s.rec.Cookie.MaxAge > 0 && s.modified) {
-		h.Add("Set-Cookie", m.setCookie(s))
+		h.Add("Set-Cookie", m.capMaxAge(ctx, s, m.setCookie(s)))
 	}
 	return nil
 }

@@ -297,8 +297,8 @@ func TestCoherenceTouchesAndOwnWritesCostNothing(t *testing.T) {
 	atm, btm := newTelemetry(t), newTelemetry(t)
 	a := newStore(t, acoll, observed(atm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
 	b := newStore(t, bcoll, observed(btm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
-	// A feed's first catch-up empties memory (what was read before it
-	// found its starting point may have changed unseen): start after it.
+	// The feed covers only what is read after its first catch-up (what
+	// was read before may have changed unseen): start after it.
 	waitFollowing(t, atm)
 	waitFollowing(t, btm)
 	if err := a.Create(bg(t), "s", visit{N: 1}); err != nil {

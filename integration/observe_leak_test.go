@@ -81,6 +81,26 @@ func TestObserveLeaksNoSessionIDs(t *testing.T) {
 	_, err = s.Len(ctx)
 	must("Len", err)
 
+	// The operations of session security (security_test.go), all options on.
+	secured := newStore(t, coll, observed(tm, &sessionstore.Options[profile]{
+		Prefix: "sec:", TTLIndex: ttl.Off, Logger: logs.logger(), OnError: errs.onError,
+		MaxLifetime: time.Hour, Owner: func(p profile) string { return p.User },
+		EncryptionKeys: []sessionstore.EncryptionKey{{ID: "k", Secret: make([]byte, 32)}},
+	}))
+	must("Create", secured.Create(ctx, id("s1"), profile{User: "owner"}))
+	must("CreateWithin", secured.CreateWithin(ctx, id("s2"), profile{User: "owner"}, time.Now().Add(time.Minute)))
+	_, err = secured.Deadline(ctx, id("s1"))
+	must("Deadline", err)
+	for _, err := range secured.ByOwner(ctx, "owner") {
+		must("ByOwner", err)
+	}
+	_, err = secured.DeleteByOwner(ctx, "owner", id("s1"))
+	must("DeleteByOwner", err)
+	_, err = secured.DeleteByOwner(ctx, "owner", id(strings.Repeat("z", sessionstore.MaxIDLength)))
+	fails("DeleteByOwner keeping an over-long id", err)
+	_, err = secured.Reencrypt(ctx, 100)
+	must("Reencrypt", err)
+
 	insertRaw(t, coll, prefix+id("corrupt"), time.Now().Add(time.Hour), corruptPayload)
 	_, err = cold.Get(ctx, id("corrupt"))
 	fails("Get of a corrupt session", err)
@@ -149,6 +169,7 @@ func TestObserveLeaksNoSessionIDs(t *testing.T) {
 		tracing.SpanGet, tracing.SpanSet, tracing.SpanTouch, tracing.SpanDelete, tracing.SpanLen,
 		tracing.SpanAll, tracing.SpanClear, tracing.SpanFlush, tracing.SpanClose, tracing.SpanLoad,
 		tracing.SpanTouchFlush, tracing.SpanReap, tracing.SpanIndexSetup,
+		tracing.SpanDeadline, tracing.SpanByOwner, tracing.SpanDeleteByOwner, tracing.SpanReencrypt,
 	} {
 		if !seen[name] {
 			t.Errorf("no %s span was recorded", name)
@@ -232,6 +253,13 @@ func metricAttrSets(t *testing.T, m metricdata.Metrics) [][]attribute.KeyValue {
 			}
 		}
 	case metricdata.Gauge[int64]:
+		for _, dp := range d.DataPoints {
+			out = append(out, dp.Attributes.ToSlice())
+			for _, ex := range dp.Exemplars {
+				out = append(out, ex.FilteredAttributes)
+			}
+		}
+	case metricdata.Gauge[float64]:
 		for _, dp := range d.DataPoints {
 			out = append(out, dp.Attributes.ToSlice())
 			for _, ex := range dp.Exemplars {

@@ -30,6 +30,11 @@ const (
 	SpanTouchFlush = "sessionstore.touch.flush"
 	SpanReap       = "sessionstore.reap"
 	SpanIndexSetup = "sessionstore.index.setup"
+
+	SpanDeadline      = "sessionstore.Deadline"
+	SpanByOwner       = "sessionstore.ByOwner"
+	SpanDeleteByOwner = "sessionstore.DeleteByOwner"
+	SpanReencrypt     = "sessionstore.Reencrypt"
 )
 
 // Span attributes of the store.

@@ -34,7 +34,9 @@ func (e *Engine) trusted(rec *tier.Record, now time.Time) (ok, byAge bool) {
 	if e.cfg.Coherence == Off || age < e.cfg.MaxStaleness {
 		return true, false
 	}
-	if caught := e.caught.Load(); caught != 0 && e.since(now)-caught < int64(e.cfg.MaxStaleness) {
+	// The feed covers a record read after it found its starting point:
+	// changes to one read before may have gone unreported.
+	if caught := e.caught.Load(); caught != 0 && e.since(now)-caught < int64(e.cfg.MaxStaleness) && e.since(rec.Synced) >= e.origin.Load() {
 		return true, false
 	}
 	return e.cfg.Coherence == Lenient, false
@@ -106,16 +108,17 @@ func holds(rec *tier.Record, rev int64, payload []byte) bool {
 func (e *Engine) since(t time.Time) int64 { return int64(t.Sub(e.start)) + 1 }
 
 // CaughtUp lets memory answer again, for MaxStaleness after since. The
-// first time since the start or a loss, it empties memory first: what
-// was read before the feed found its starting point may have changed
-// unreported in between.
+// first time since the start or a loss, since also becomes the origin:
+// records read before it may have changed unreported before the feed
+// found its starting point, so only their age lets memory answer.
 func (s sink) CaughtUp(since time.Time) {
 	e := s.e
+	at := max(e.since(since), 1)
 	if e.caught.Load() == 0 {
-		e.forgetAll()
+		e.origin.Store(at)
 		e.log.Info("sessionstore: change feed caught up: memory answers again", "collection", e.cfg.Collection)
 	}
-	e.caught.Store(max(e.since(since), 1))
+	e.caught.Store(at)
 }
 
 // Lost drops memory's contents: changes may have been missed.

@@ -158,7 +158,7 @@ func TestChangedWinsOverWorkInFlight(t *testing.T) {
 				if call == "get" {
 					_, _, err = get(e, context.Background(), op(t, cfg), "a", accept)
 				} else {
-					err = e.Set(context.Background(), "a", []byte("mine"), 0, time.Time{})
+					err = e.Set(context.Background(), "a", []byte("mine"), 0, time.Time{}, engine.Meta{})
 				}
 				done <- err
 			}()
@@ -195,7 +195,7 @@ func TestOwnWriteSeenInFlightIsKept(t *testing.T) {
 	sink.CaughtUp(clk.Now())
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.Replace(context.Background(), "a", old, []byte("mine"), 0, time.Time{})
+		_, err := e.Replace(context.Background(), "a", old, []byte("mine"), 0, time.Time{}, engine.Meta{})
 		done <- err
 	}()
 	<-held

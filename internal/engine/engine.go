@@ -121,6 +121,17 @@ type Config struct {
 
 	Now      func() time.Time
 	Observer *observe.Observer
+
+	// MaxLifetime is how long a session may live from its creation,
+	// whatever touches and saves happen; zero means no limit. The
+	// authority must implement Deadlines.
+	MaxLifetime time.Duration
+	// Owners makes writes carry the owner of Meta, and sets up the owner
+	// index. The authority must implement Owners.
+	Owners bool
+	// HashID, when set, maps each id to the one stored (before the
+	// prefix), so that the authority never sees an id.
+	HashID func(id string) string
 }
 
 // Engine is the non-generic core of a store. It is safe for concurrent
@@ -146,6 +157,7 @@ type Engine struct {
 
 	start      time.Time    // Now() when the engine was made, the origin of caught
 	caught     atomic.Int64 // since(t) for the t at which the feed's last catch-up began; 0: not following
+	origin     atomic.Int64 // since(t) of the first catch-up after the start or a loss
 	feedFailed atomic.Bool  // the feed has been lost at least once
 
 	closed atomic.Bool
@@ -182,6 +194,9 @@ func New(ctx context.Context, cfg Config, db Authority, mem Cache) (*Engine, err
 		bg:       stopper.New(),
 		start:    cfg.Now(),
 	}
+	if err := e.capable(); err != nil {
+		return nil, err
+	}
 	e.writer = touch.NewWriter(db, touch.WriterOptions{
 		Timeout:     cfg.WriteTimeout,
 		Granularity: cfg.TouchGranularity,
@@ -200,6 +215,7 @@ func New(ctx context.Context, cfg Config, db Authority, mem Cache) (*Engine, err
 	if cfg.Feed != nil && cfg.Coherence != Off {
 		_ = e.bg.Go("change feed", func(ctx context.Context) { cfg.Feed.Run(ctx, sink{e}) })
 	}
+	e.startOwnerIndex()
 	// Last: a metric reader may collect at once, on another goroutine.
 	if err := e.obs.Observe(e.gauges); err != nil {
 		_ = e.bg.Stop(context.Background())
@@ -229,6 +245,9 @@ func (e *Engine) key(id string) (string, error) {
 		return "", fmt.Errorf("%w: %d bytes with the prefix, the limit is %d", ErrInvalidID, len(e.cfg.Prefix)+len(id), MaxIDLength)
 	case !utf8.ValidString(id):
 		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidID)
+	}
+	if e.cfg.HashID != nil {
+		id = e.cfg.HashID(id)
 	}
 	return e.cfg.Prefix + id, nil
 }
@@ -448,24 +467,30 @@ func (e *Engine) release(key string, st *keyState) {
 // memory, which keeps payload: the caller must not modify it. The session
 // expires at until, or when until is zero at now plus life (the default
 // lifetime when life is zero). life is stored with the session when
-// lifetimes are stored.
-func (e *Engine) Set(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time) error {
-	key, rec, err := e.record(ctx, id, payload, life, until)
+// lifetimes are stored. With MaxLifetime, a live session keeps its
+// deadline.
+func (e *Engine) Set(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time, m Meta) error {
+	key, rec, err := e.record(ctx, id, payload, life, until, m)
 	if err != nil {
 		return err
 	}
 	e.touches.Forget(key) // a touch buffered before must not override this expiry
 	st := e.beginWrite(key, nil)
-	rec.Rev, err = e.db.Set(ctx, rec)
+	if rec.Deadline.IsZero() {
+		rec.Rev, err = e.db.Set(ctx, rec)
+	} else {
+		rec, err = e.setWithin(ctx, rec)
+	}
 	e.endWrite(key, st, &rec, err)
 	return err
 }
 
 // Create stores payload as the new session id, like Set, but never
 // overwrites: if id is stored already it fails with an error wrapping
-// ErrExists and changes nothing.
-func (e *Engine) Create(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time) error {
-	key, rec, err := e.record(ctx, id, payload, life, until)
+// ErrExists and changes nothing. m.Deadline, if set, is the deadline
+// (no later than now plus MaxLifetime).
+func (e *Engine) Create(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time, m Meta) error {
+	key, rec, err := e.record(ctx, id, payload, life, until, m)
 	if err != nil {
 		return err
 	}
@@ -483,9 +508,10 @@ func (e *Engine) Create(ctx context.Context, id string, payload []byte, life tim
 // Replace stores payload as session key (from Cached) if it is still
 // stored as old, and fails with an error wrapping ErrConflict if it is
 // not: changed or deleted since old was read. It never creates a session.
-// The expiry is set as by Set.
-func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, payload []byte, life time.Duration, until time.Time) (tier.Record, error) {
-	rec, err := e.recordKey(ctx, key, payload, life, until)
+// The expiry is set as by Set, and the deadline is old's.
+func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, payload []byte, life time.Duration, until time.Time, m Meta) (tier.Record, error) {
+	m.Deadline = old.Deadline
+	rec, err := e.recordKey(ctx, key, payload, life, until, m)
 	if err != nil {
 		return tier.Record{}, err
 	}
@@ -504,18 +530,19 @@ func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, paylo
 
 // record validates a write of payload as session id and returns the key
 // and the record to write: expiring at until, or when until is zero at
-// now plus life (the default lifetime when life is zero).
-func (e *Engine) record(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time) (string, tier.Record, error) {
+// now plus life (the default lifetime when life is zero), owned and
+// bounded as m says.
+func (e *Engine) record(ctx context.Context, id string, payload []byte, life time.Duration, until time.Time, m Meta) (string, tier.Record, error) {
 	key, err := e.open(id)
 	if err != nil {
 		return "", tier.Record{}, err
 	}
-	rec, err := e.recordKey(ctx, key, payload, life, until)
+	rec, err := e.recordKey(ctx, key, payload, life, until, m)
 	return key, rec, err
 }
 
 // recordKey is record for a key already validated.
-func (e *Engine) recordKey(ctx context.Context, key string, payload []byte, life time.Duration, until time.Time) (tier.Record, error) {
+func (e *Engine) recordKey(ctx context.Context, key string, payload []byte, life time.Duration, until time.Time, m Meta) (tier.Record, error) {
 	if e.closed.Load() {
 		return tier.Record{}, ErrClosed
 	}
@@ -534,6 +561,7 @@ func (e *Engine) recordKey(ctx context.Context, key string, payload []byte, life
 	if e.cfg.StoredTTL {
 		rec.TTL = life
 	}
+	e.bound(&rec, m, now)
 	return rec, nil
 }
 
@@ -585,6 +613,9 @@ func (e *Engine) Touch(id string, until time.Time) error {
 		}
 		t, _ := p.Target()
 		target = touch.Round(t, e.cfg.TouchGranularity)
+		if d := cached.Deadline; !d.IsZero() && target.After(d) {
+			target, p = d, touch.Pending{Until: d} // as far as the server's filter allows
+		}
 		// The server's filter applies the same rule.
 		if gain := target.Sub(cached.Expires); gain <= 0 || gain < e.cfg.TouchAfter {
 			e.obs.TouchSkipped()

@@ -210,7 +210,7 @@ func TestLoadRacingSetKeepsTheWrite(t *testing.T) {
 		done <- rec.Payload
 	}()
 	<-reading
-	if err := e.Set(ctx, "a", []byte("new"), 0, time.Time{}); err != nil {
+	if err := e.Set(ctx, "a", []byte("new"), 0, time.Time{}, engine.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	close(release)
@@ -251,7 +251,7 @@ func TestBadInput(t *testing.T) {
 		if _, _, err := get(e, ctx, op(t, cfg), id, accept); !errors.Is(err, engine.ErrInvalidID) {
 			t.Errorf("Get(%q) = %v", id, err)
 		}
-		if err := e.Set(ctx, id, nil, 0, time.Time{}); !errors.Is(err, engine.ErrInvalidID) {
+		if err := e.Set(ctx, id, nil, 0, time.Time{}, engine.Meta{}); !errors.Is(err, engine.ErrInvalidID) {
 			t.Errorf("Set(%q) = %v", id, err)
 		}
 		if err := e.Delete(ctx, id); !errors.Is(err, engine.ErrInvalidID) {
@@ -261,7 +261,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("Touch(%q) = %v", id, err)
 		}
 	}
-	if err := e.Set(ctx, "a", make([]byte, 11), 0, time.Time{}); !errors.Is(err, tier.ErrTooLarge) {
+	if err := e.Set(ctx, "a", make([]byte, 11), 0, time.Time{}, engine.Meta{}); !errors.Is(err, tier.ErrTooLarge) {
 		t.Errorf("Set of 11 bytes = %v, want ErrTooLarge", err)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
@@ -269,7 +269,7 @@ func TestBadInput(t *testing.T) {
 	if _, _, err := get(e, cancelled, op(t, cfg), "a", accept); !errors.Is(err, context.Canceled) {
 		t.Errorf("Get with a cancelled context = %v", err)
 	}
-	if err := e.Set(cancelled, "a", nil, 0, time.Time{}); !errors.Is(err, context.Canceled) {
+	if err := e.Set(cancelled, "a", nil, 0, time.Time{}, engine.Meta{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Set with a cancelled context = %v", err)
 	}
 	if err := e.Delete(cancelled, "a"); !errors.Is(err, context.Canceled) {
@@ -312,7 +312,7 @@ func TestSetDeleteAndFailedWrites(t *testing.T) {
 	}}
 	e := start(t, cfg, db)
 	ctx := context.Background()
-	if err := e.Set(ctx, "a", []byte("v1"), 2*time.Hour, time.Time{}); err != nil {
+	if err := e.Set(ctx, "a", []byte("v1"), 2*time.Hour, time.Time{}, engine.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	rec, ok := db.Record("a")
@@ -320,7 +320,7 @@ func TestSetDeleteAndFailedWrites(t *testing.T) {
 		t.Fatalf("stored %+v, want a 2h lifetime", rec)
 	}
 	until := clk.Now().Add(5 * time.Minute)
-	if err := e.Set(ctx, "a", []byte("v2"), 0, until); err != nil {
+	if err := e.Set(ctx, "a", []byte("v2"), 0, until, engine.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	if rec, _ := db.Record("a"); !rec.Expires.Equal(until) || rec.TTL != time.Hour {
@@ -328,7 +328,7 @@ func TestSetDeleteAndFailedWrites(t *testing.T) {
 	}
 	// A failed write drops the cached copy: the server's state is unknown.
 	fail.Store(true)
-	if err := e.Set(ctx, "a", []byte("v3"), 0, time.Time{}); err == nil {
+	if err := e.Set(ctx, "a", []byte("v3"), 0, time.Time{}, engine.Meta{}); err == nil {
 		t.Fatal("Set against a failing server succeeded")
 	}
 	fail.Store(false)
@@ -352,7 +352,7 @@ func TestLenAllClearWithPrefix(t *testing.T) {
 	e := start(t, cfg, db)
 	ctx := context.Background()
 	for i := range 3 {
-		if err := e.Set(ctx, fmt.Sprint(i), []byte("v"), 0, time.Time{}); err != nil {
+		if err := e.Set(ctx, fmt.Sprint(i), []byte("v"), 0, time.Time{}, engine.Meta{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -434,24 +434,24 @@ func TestCreateAndReplace(t *testing.T) {
 	db := &tiertest.Fake{}
 	e := start(t, cfg, db)
 	ctx := context.Background()
-	if err := e.Create(ctx, "a", []byte("v1"), 0, time.Time{}); err != nil {
+	if err := e.Create(ctx, "a", []byte("v1"), 0, time.Time{}, engine.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	rec, key, hit, err := e.Cached(op(t, cfg), "a")
 	if err != nil || !hit || rec.Rev != 1 || string(rec.Payload) != "v1" {
 		t.Fatalf("Cached after Create = %+v, %t, %v", rec, hit, err)
 	}
-	if err := e.Create(ctx, "a", []byte("x"), 0, time.Time{}); !errors.Is(err, tier.ErrExists) {
+	if err := e.Create(ctx, "a", []byte("x"), 0, time.Time{}, engine.Meta{}); !errors.Is(err, tier.ErrExists) {
 		t.Fatalf("second Create = %v, want ErrExists", err)
 	}
 	if got, _ := db.Record("a"); string(got.Payload) != "v1" {
 		t.Fatalf("a failed Create changed the session: %+v", got)
 	}
-	next, err := e.Replace(ctx, key, rec, []byte("v2"), 0, time.Time{})
+	next, err := e.Replace(ctx, key, rec, []byte("v2"), 0, time.Time{}, engine.Meta{})
 	if err != nil || next.Rev != 2 {
 		t.Fatalf("Replace = %+v, %v", next, err)
 	}
-	if _, err := e.Replace(ctx, key, rec, []byte("v3"), 0, time.Time{}); !errors.Is(err, tier.ErrConflict) {
+	if _, err := e.Replace(ctx, key, rec, []byte("v3"), 0, time.Time{}, engine.Meta{}); !errors.Is(err, tier.ErrConflict) {
 		t.Fatalf("Replace of a stale version = %v, want ErrConflict", err)
 	}
 	// The conflict dropped the cached copy: the next read asks the server.
@@ -461,7 +461,7 @@ func TestCreateAndReplace(t *testing.T) {
 	if got, _ := db.Record("a"); string(got.Payload) != "v2" || got.Rev != 2 {
 		t.Fatalf("stored %+v, want v2 at version 2", got)
 	}
-	if _, err := e.Replace(ctx, key, next, make([]byte, cfg.MaxPayload+1), 0, time.Time{}); !errors.Is(err, tier.ErrTooLarge) {
+	if _, err := e.Replace(ctx, key, next, make([]byte, cfg.MaxPayload+1), 0, time.Time{}, engine.Meta{}); !errors.Is(err, tier.ErrTooLarge) {
 		t.Fatalf("Replace too large = %v", err)
 	}
 }

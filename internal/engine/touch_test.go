@@ -24,7 +24,7 @@ func TestTouchFlush(t *testing.T) {
 	db := &tiertest.Fake{}
 	e := start(t, cfg, db)
 	ctx := context.Background()
-	if err := e.Set(ctx, "a", []byte("v"), 0, time.Time{}); err != nil {
+	if err := e.Set(ctx, "a", []byte("v"), 0, time.Time{}, engine.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(1500 * time.Millisecond)
@@ -79,7 +79,7 @@ func TestTouchAfterSkips(t *testing.T) {
 	db := &tiertest.Fake{TouchAfter: time.Minute}
 	e := start(t, cfg, db)
 	ctx := context.Background()
-	_ = e.Set(ctx, "a", []byte("v"), 0, time.Time{})
+	_ = e.Set(ctx, "a", []byte("v"), 0, time.Time{}, engine.Meta{})
 	clk.Add(30 * time.Second)
 	_ = e.Touch("a", time.Time{})
 	if err := e.Flush(ctx); err != nil || db.Calls("touch") != 0 {
@@ -199,8 +199,8 @@ func TestRestoreWithoutRoomDropsTheCachedCopy(t *testing.T) {
 	db := &tiertest.Fake{}
 	e := start(t, cfg, db)
 	ctx := context.Background()
-	_ = e.Set(ctx, "a", []byte("v"), 0, time.Time{})
-	_ = e.Set(ctx, "b", []byte("v"), 0, time.Time{})
+	_ = e.Set(ctx, "a", []byte("v"), 0, time.Time{}, engine.Meta{})
+	_ = e.Set(ctx, "b", []byte("v"), 0, time.Time{}, engine.Meta{})
 	clk.Add(10 * time.Second)
 	_ = e.Touch("a", time.Time{})
 	inFlush := make(chan struct{})

@@ -41,6 +41,11 @@ const (
 	TouchFlush
 	Reap
 	Index
+	// The operations of absolute lifetimes, owners and encryption.
+	Deadline
+	ByOwner
+	DeleteByOwner
+	Reencrypt
 	numKinds
 )
 
@@ -65,6 +70,11 @@ var opInfo = [numKinds]struct {
 	TouchFlush: {span: tracing.SpanTouchFlush, name: "touch.flush", dbOp: "update", client: true},
 	Reap:       {span: tracing.SpanReap, name: "reap", dbOp: "delete", client: true},
 	Index:      {span: tracing.SpanIndexSetup, name: "index.setup", dbOp: "createIndexes", client: true},
+
+	Deadline:      {span: tracing.SpanDeadline, name: "deadline"},
+	ByOwner:       {span: tracing.SpanByOwner, name: "by_owner"},
+	DeleteByOwner: {span: tracing.SpanDeleteByOwner, name: "delete_by_owner"},
+	Reencrypt:     {span: tracing.SpanReencrypt, name: "reencrypt"},
 }
 
 // Database attributes of each operation, computed once.

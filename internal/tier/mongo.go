@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/sessionstore/sessionstore/codec"
+	"github.com/sessionstore/sessionstore/internal/seal"
 )
 
 // Field names of a session document: {_id, expires, session, rev, ttl}.
@@ -41,6 +42,11 @@ type MongoOptions struct {
 	// expiry would move forward by less than it (connect-mongo's
 	// touchAfter). Zero extends by any amount.
 	TouchAfter time.Duration
+	// Owners makes every write store Record.Owner, null for "".
+	Owners bool
+	// Seal, when set, encrypts the session field of every write and
+	// decrypts it on every read; Format must then be codec.Binary.
+	Seal *seal.Ring
 }
 
 // Mongo is the authoritative tier: one MongoDB collection holding a
@@ -53,6 +59,8 @@ type Mongo struct {
 	format     codec.Format
 	scope      bson.D // filter selecting the documents Len, All and Clear see
 	touchAfter time.Duration
+	owners     bool       // writes store the owner
+	ring       *seal.Ring // nil: payloads are stored as they are
 }
 
 // NewMongo returns a tier over coll. A nil opts means the defaults.
@@ -69,6 +77,9 @@ func NewMongo(coll *mongo.Collection, opts *MongoOptions) (*Mongo, error) {
 	default:
 		return nil, fmt.Errorf("sessionstore: unknown payload format %d", o.Format)
 	}
+	if o.Seal != nil && o.Format != codec.Binary {
+		return nil, errors.New("sessionstore: encrypted sessions are stored as binary; the tier's format must be codec.Binary")
+	}
 	wc := o.TouchWriteConcern
 	if wc == nil {
 		wc = writeconcern.W1()
@@ -82,6 +93,8 @@ func NewMongo(coll *mongo.Collection, opts *MongoOptions) (*Mongo, error) {
 		format:     o.Format,
 		scope:      bson.D{},
 		touchAfter: max(o.TouchAfter, 0),
+		owners:     o.Owners,
+		ring:       o.Seal,
 	}
 	if o.Prefix != "" {
 		m.scope = bson.D{{Key: fieldID, Value: bson.Regex{Pattern: "^" + regexp.QuoteMeta(o.Prefix)}}}
@@ -115,6 +128,9 @@ func (m *Mongo) Get(ctx context.Context, id string, now time.Time) (Record, erro
 	if exp, ok := raw.Lookup(fieldExpires).DateTimeOK(); ok && !now.Before(time.UnixMilli(exp)) {
 		return Record{}, ErrNotFound
 	}
+	if dl, ok := raw.Lookup(fieldDeadline).DateTimeOK(); ok && !now.Before(time.UnixMilli(dl)) {
+		return Record{}, ErrNotFound
+	}
 	return m.decode(raw)
 }
 
@@ -144,6 +160,9 @@ func (m *Mongo) decode(raw bson.Raw) (Record, error) {
 			rec.TTL = time.Duration(ms) * time.Millisecond
 		}
 	}
+	if err := decodeMeta(raw, &rec); err != nil {
+		return Record{}, err
+	}
 	v, err := raw.LookupErr(fieldSession)
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: no session field", ErrCorrupt)
@@ -152,7 +171,11 @@ func (m *Mongo) decode(raw bson.Raw) (Record, error) {
 	if payload == nil {
 		return Record{}, fmt.Errorf("%w: session field is BSON %s, the codec expects %s", ErrCorrupt, v.Type, m.format)
 	}
-	rec.Payload = append([]byte(nil), payload...)
+	if m.ring == nil {
+		rec.Payload = append([]byte(nil), payload...)
+	} else if rec.Payload, err = m.ring.Open(payload, id); err != nil {
+		return Record{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
 	return rec, nil
 }
 
@@ -177,9 +200,14 @@ func (m *Mongo) sessionPayload(v bson.RawValue) []byte {
 }
 
 // PayloadOf returns the payload of a session document as written, as
-// memory would hold it, or nil if it has none of the codec's format. The
-// result aliases doc.
+// memory would hold it, or nil if it has none of the codec's format or
+// payloads are sealed (memory holds them open; versions tell changes
+// apart then, since only this store writes sealed sessions). The result
+// aliases doc.
 func (m *Mongo) PayloadOf(doc bson.Raw) []byte {
+	if m.ring != nil {
+		return nil
+	}
 	v, err := doc.LookupErr(fieldSession)
 	if err != nil {
 		return nil
@@ -203,15 +231,19 @@ func (m *Mongo) payload(p []byte) (any, error) {
 
 // fields returns the fields a write of rec sets besides _id and rev.
 func (m *Mongo) fields(rec Record) (bson.D, error) {
-	p, err := m.payload(rec.Payload)
+	payload := rec.Payload
+	if m.ring != nil {
+		payload = m.ring.Seal(payload, rec.ID)
+	}
+	p, err := m.payload(payload)
 	if err != nil {
 		return nil, err
 	}
-	return bson.D{
+	return m.withMeta(rec, bson.D{
 		{Key: fieldExpires, Value: bson.NewDateTimeFromTime(rec.Expires)},
 		{Key: fieldSession, Value: p},
 		{Key: fieldTTL, Value: rec.TTL.Milliseconds()},
-	}, nil
+	}), nil
 }
 
 // Set creates or replaces rec.ID, whatever its version, and increments
@@ -321,13 +353,14 @@ func (m *Mongo) extendable(t, now time.Time) bson.E {
 
 // TouchMany moves the expiry of every id live at now to expires, in one
 // updateMany command, where that moves it forward by at least
-// TouchAfter. It never shortens an expiry and never creates or revives
-// a document. It reports how many documents it changed.
+// TouchAfter. It never shortens an expiry, never moves it past a stored
+// deadline, and never creates or revives a document. It reports how many
+// documents it changed.
 func (m *Mongo) TouchMany(ctx context.Context, ids []string, expires, now time.Time) (int64, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}, m.extendable(expires, now)}
+	filter := bson.D{{Key: fieldID, Value: bson.D{{Key: "$in", Value: ids}}}, m.extendable(expires, now), within(expires)}
 	res, err := m.touches.UpdateMany(ctx, filter, touchUpdate(expires))
 	if err != nil {
 		return 0, fmt.Errorf("sessionstore: mongodb touch %d sessions: %w", len(ids), err)
@@ -387,8 +420,14 @@ func (m *Mongo) Len(ctx context.Context, now time.Time) (int64, error) {
 // that cannot be read yields an error wrapping ErrCorrupt, and the
 // sequence goes on.
 func (m *Mongo) All(ctx context.Context, now time.Time) iter.Seq2[Record, error] {
+	return m.stream(ctx, liveFilter(m.scope, now), now)
+}
+
+// stream yields the documents matching filter that are live at now, as
+// All does.
+func (m *Mongo) stream(ctx context.Context, filter bson.D, now time.Time) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
-		cur, err := m.coll.Find(ctx, liveFilter(m.scope, now))
+		cur, err := m.coll.Find(ctx, filter)
 		if err != nil {
 			yield(Record{}, fmt.Errorf("sessionstore: mongodb find: %w", err))
 			return
@@ -400,6 +439,8 @@ func (m *Mongo) All(ctx context.Context, now time.Time) iter.Seq2[Record, error]
 				if id, ok := cur.Current.Lookup(fieldID).StringValueOK(); ok {
 					rec.ID = id
 				}
+			} else if !rec.Live(now) {
+				continue // past its deadline
 			}
 			if !yield(rec, err) {
 				return

@@ -61,7 +61,15 @@ type Record struct {
 	// authoritative tier. The memory tier keeps it; the Mongo tier
 	// ignores it.
 	Synced time.Time
+	// Deadline is the session's absolute end: it is not live from then
+	// on, whatever its expiry. Zero means none.
+	Deadline time.Time
+	// Owner names whom the session belongs to; "" for no one.
+	Owner string
 }
 
-// Live reports whether r has not expired at now.
-func (r *Record) Live(now time.Time) bool { return now.Before(r.Expires) }
+// Live reports whether r has neither expired nor reached its deadline at
+// now.
+func (r *Record) Live(now time.Time) bool {
+	return now.Before(r.Expires) && (r.Deadline.IsZero() || now.Before(r.Deadline))
+}

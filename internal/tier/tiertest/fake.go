@@ -27,7 +27,8 @@ type Fake struct {
 	TouchAfter time.Duration
 	// Before, if set, runs at the start of every call with the call's
 	// name ("get", "set", "insert", "replace", "delete", "len", "all",
-	// "clear", "reap", "touch", "ttls"); an error it returns fails the call. It may block,
+	// "clear", "reap", "touch", "ttls", and those of fake_owner.go);
+	// an error it returns fails the call. It may block,
 	// and should then honour ctx.
 	Before func(ctx context.Context, call string) error
 
@@ -219,7 +220,7 @@ func (f *Fake) Reap(ctx context.Context, now time.Time) (int64, error) {
 }
 
 // TouchMany extends the ids live at now whose expiry is at least
-// TouchAfter before expires.
+// TouchAfter before expires, and whose deadline, if any, is not.
 func (f *Fake) TouchMany(ctx context.Context, ids []string, expires, now time.Time) (int64, error) {
 	if err := f.begin(ctx, "touch"); err != nil {
 		return 0, err
@@ -229,7 +230,7 @@ func (f *Fake) TouchMany(ctx context.Context, ids []string, expires, now time.Ti
 	var n int64
 	for _, id := range ids {
 		rec, ok := f.recs[id]
-		if ok && rec.Live(now) && rec.Expires.Before(expires.Add(-f.TouchAfter)) {
+		if ok && rec.Live(now) && rec.Expires.Before(expires.Add(-f.TouchAfter)) && (rec.Deadline.IsZero() || !rec.Deadline.Before(expires)) {
 			rec.Expires = expires
 			f.recs[id] = rec
 			n++
