@@ -2,6 +2,7 @@ package tier
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -73,4 +74,24 @@ func FuzzDecodeDocument(f *testing.F) {
 			t.Fatal("decode modified its input")
 		}
 	})
+}
+
+// A ttl too long for a time.Duration, found by FuzzDecodeDocument, makes
+// the document corrupt rather than a session with a negative lifetime.
+func TestDecodeTTLOutOfRange(t *testing.T) {
+	for _, ms := range []int64{maxTTL + 1, 1<<63 - 1} {
+		raw, err := bson.Marshal(bson.D{
+			{Key: "_id", Value: "a"}, {Key: "expires", Value: bson.DateTime(1)},
+			{Key: "session", Value: bson.Binary{Data: []byte{1}}}, {Key: "ttl", Value: ms},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (&Mongo{}).decode(raw); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("ttl %d: decode returned %v, want ErrCorrupt", ms, err)
+		}
+	}
+	if d, ok := storedTTL(bson.RawValue{}); d != 0 || !ok {
+		t.Errorf("no ttl: %v, %v; want the default", d, ok)
+	}
 }
