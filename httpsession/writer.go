@@ -1,7 +1,6 @@
 package httpsession
 
 import (
-	"context"
 	"io"
 	"net/http"
 )
@@ -58,7 +57,8 @@ func (w *responseWriter[T]) commit() {
 	if w.s.committed {
 		return
 	}
-	ctx := context.WithoutCancel(w.r.Context())
+	ctx, cancel := saveContext(w.r.Context())
+	defer cancel()
 	if err := w.s.commit(ctx, w.Header()); err != nil {
 		w.s.m.logger.ErrorContext(ctx, "httpsession: session not saved; response already started", "err", err)
 	}
