@@ -22,7 +22,8 @@ const (
 	PropOrigin = "values come from writes, each applied once"
 	// PropDeleted: no read returns a value written before an
 	// acknowledged Delete of its session that ended more than the bound
-	// before the read began.
+	// before the read began. Each read and Delete of a session, the read
+	// beginning more than the bound after the Delete ended, is a case.
 	PropDeleted = "no read of a deleted session beyond the bound"
 	// PropMonotonic: on one instance, no read returns a value older than
 	// one an earlier read returned, if the earlier read ended more than
@@ -33,7 +34,9 @@ const (
 	// between.
 	PropVersions = "versions never go backwards"
 	// PropResurrect: the server never holds a value written before an
-	// acknowledged Delete of its session once that Delete has ended.
+	// acknowledged Delete of its session once that Delete has ended. Each
+	// server read of a session and Delete of it that ended before, is a
+	// case.
 	PropResurrect = "no session comes back after an acknowledged delete"
 	// PropTouchShorten: the server's expiry of a session never moves
 	// back but by a write of its value (Set, Create, Update).
@@ -418,7 +421,7 @@ func (c *checker) deletes(id string) []*Op {
 func (c *checker) deleted(id string) {
 	dels := c.deletes(id)
 	for _, r := range c.byID[id] {
-		if r.Value == nil || r.Outcome != OK {
+		if r.Kind != Get && r.Kind != Update || r.Outcome != OK && r.Outcome != NotFound {
 			continue
 		}
 		for _, d := range dels {
@@ -426,7 +429,7 @@ func (c *checker) deleted(id string) {
 				continue
 			}
 			c.res.Checked[PropDeleted]++
-			if c.writtenBefore(id, r.Value.Base, d.Start) {
+			if r.Value != nil && c.writtenBefore(id, r.Value.Base, d.Start) {
 				c.fail(PropDeleted, id, fmt.Sprintf("%s began %v after the Delete ended (bound %v) and returned %s, written before the Delete",
 					r.Kind, r.Start.Sub(d.End).Round(time.Millisecond), c.cfg.Bound, r.Value),
 					append(c.writers(id, r.Value.Base), d, r)...)
@@ -478,20 +481,20 @@ func (c *checker) server1(id string) {
 	var prev *observation
 	for i := range c.server[id] {
 		o := &c.server[id][i]
-		if o.doc == nil {
-			continue
-		}
 		for _, d := range dels {
 			if !d.End.Before(o.snap.Start) {
 				continue
 			}
 			c.res.Checked[PropResurrect]++
-			if c.writtenBefore(id, o.doc.Value.Base, d.Start) {
+			if o.doc != nil && c.writtenBefore(id, o.doc.Value.Base, d.Start) {
 				c.fail(PropResurrect, id, fmt.Sprintf("the server held %s (rev %d) %v after the Delete ended; it was written before the Delete",
 					o.doc.Value, o.doc.Rev, o.snap.Start.Sub(d.End).Round(time.Millisecond)),
 					c.context(id, d.Start, o.snap.End)...)
 				break
 			}
+		}
+		if o.doc == nil {
+			continue
 		}
 		if prev != nil && prev.snap.End.Before(o.snap.Start) {
 			from, to := prev.snap.Start, o.snap.End

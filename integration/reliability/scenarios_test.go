@@ -1,0 +1,219 @@
+package reliability_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionstore/sessionstore/integration/history"
+	"github.com/sessionstore/sessionstore/integration/mongotest"
+)
+
+// failures returns the failed calls that began in [from, to).
+func failures(ops []history.Op, from, to time.Time) []history.Op {
+	var out []history.Op
+	for _, op := range ops {
+		if op.Outcome == history.Failed && !op.Start.Before(from) && op.Start.Before(to) {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// touchesIn counts the touches that began in [from, to).
+func touchesIn(ops []history.Op, from, to time.Time) int {
+	n := 0
+	for _, op := range ops {
+		if op.Kind == history.Touch && !op.Start.Before(from) && op.Start.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// unreachable reports whether a failure's error says the server cannot
+// be reached: no server selected, a broken connection or a timeout.
+func unreachable(op history.Op) bool {
+	switch history.ErrorKind(errorString(op.Err)) {
+	case "unreachable", "network", "timeout":
+		return true
+	}
+	return strings.Contains(op.Err, "context deadline exceeded")
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// proxied starts a fault proxy in front of the test server.
+func proxied(t *testing.T) (*mongotest.Proxy, string) {
+	t.Helper()
+	uri := mongotest.URI()
+	p, err := mongotest.StartProxy(strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/"))
+	if err != nil {
+		t.Skipf("no fault proxy in front of %s: %v (the proxy reaches loopback servers only)", uri, err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	puri, err := p.URI(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, puri
+}
+
+// Scenario 1: the server is killed with SIGKILL mid-load and restarted on
+// the same port and data after the fault. Calls fail within their
+// timeouts with errors that say the server is unreachable, touches
+// buffered meanwhile are written after the restart, the history holds
+// and the goroutines return to their baseline.
+func TestServerKilled(t *testing.T) {
+	set := runSettings(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := mongotest.StartFerretDB(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	r := newRig(t, srv.URI(), srv.URI(), nil)
+	r.start()
+
+	wait := r.load(time.Duration(set.rounds)*(set.fault+set.load) + set.load)
+	var downs [][2]time.Time
+	for range set.rounds {
+		time.Sleep(set.load)
+		if err := srv.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		down := time.Now()
+		time.Sleep(set.fault)
+		if err := srv.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
+		downs = append(downs, [2]time.Time{down, time.Now()})
+		t.Logf("server down for %v", time.Since(down).Round(time.Millisecond))
+	}
+	st := wait()
+	r.logStats(st)
+	flushed := r.flush()
+	res := r.check(history.Config{FlushedBy: flushed})
+
+	ops := r.rec.Ops()
+	for _, d := range downs {
+		failed := failures(ops, d[0], d[1])
+		if len(failed) == 0 {
+			t.Errorf("no call failed while the server was down")
+		}
+		for _, op := range failed {
+			if !unreachable(op) {
+				t.Errorf("a %s failed while the server was down with an error that does not say it is unreachable: %s", op.Kind, op.Err)
+				break
+			}
+		}
+		t.Logf("while the server was down: %d calls failed, %d touches buffered; e.g. %q", len(failed), touchesIn(ops, d[0], d[1]), first(failed))
+		if touchesIn(ops, d[0], d[1]) == 0 {
+			t.Errorf("no touch was buffered while the server was down")
+		}
+	}
+	if res.Checked[history.PropTouchWritten] == 0 {
+		t.Error("no touch checked against the final expiries")
+	}
+	r.close()
+}
+
+func first(ops []history.Op) string {
+	if len(ops) == 0 {
+		return ""
+	}
+	return ops[0].Err
+}
+
+// Scenario 2: the network to the server drops every packet for the
+// fault's duration. Calls fail by their deadlines, the history holds,
+// and a Close during a black hole returns by its deadline and reports
+// the touches it could not write.
+func TestBlackhole(t *testing.T) {
+	set := runSettings(t)
+	p, puri := proxied(t)
+	r := newRig(t, puri, mongotest.URI(), nil)
+	r.start()
+
+	wait := r.load(time.Duration(set.rounds)*(set.fault+set.load) + set.load)
+	var holes [][2]time.Time
+	for range set.rounds {
+		time.Sleep(set.load)
+		p.Blackhole(true)
+		began := time.Now()
+		time.Sleep(set.fault)
+		p.Blackhole(false)
+		holes = append(holes, [2]time.Time{began, time.Now()})
+	}
+	st := wait()
+	r.logStats(st)
+	ops := r.rec.Ops()
+	for _, h := range holes {
+		failed := failures(ops, h[0], h[1])
+		if len(failed) == 0 {
+			t.Errorf("no call failed in the black hole")
+		}
+		for _, op := range failed {
+			if !unreachable(op) {
+				t.Errorf("a %s failed in the black hole with an error that does not say why: %s", op.Kind, op.Err)
+				break
+			}
+		}
+		t.Logf("in the black hole: %d calls failed; e.g. %q", len(failed), first(failed))
+	}
+	flushed := r.flush()
+	r.check(history.Config{FlushedBy: flushed})
+
+	// Close in a black hole: store A has touches buffered for sessions
+	// that exist.
+	a := r.stores[0]
+	const touched = 50
+	for i := range touched {
+		if err := a.Touch(context.Background(), r.seeded(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Blackhole(true)
+	const deadline = 2 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	began := time.Now()
+	err := a.Close(ctx)
+	took := time.Since(began)
+	cancel()
+	p.Blackhole(false)
+	t.Logf("Close in the black hole returned in %v (deadline %v): %v", took.Round(time.Millisecond), deadline, err)
+	if took > deadline+500*time.Millisecond {
+		t.Errorf("Close took %v, past its %v deadline", took, deadline)
+	}
+	if err == nil || !strings.Contains(err.Error(), "touches not written") {
+		t.Errorf("Close in the black hole returned %v, want it to report the touches not written", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if err := r.stores[1].Close(ctx); err != nil {
+		t.Errorf("Close of store B: %v", err)
+	}
+	r.closed = true
+}
+
+// seeded returns the id of the i-th session the workload seeded.
+func (r *rig) seeded(i int) string {
+	for _, op := range r.rec.Ops() {
+		if op.Kind == history.Create && op.Outcome == history.OK {
+			if i == 0 {
+				return op.ID
+			}
+			i--
+		}
+	}
+	r.t.Fatal("not enough seeded sessions")
+	return ""
+}
