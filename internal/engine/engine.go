@@ -282,7 +282,9 @@ func (e *Engine) Load(ctx context.Context, op *observe.Operation, key string, ch
 		l := res.Val.(loaded)
 		return l.rec, started && l.checked, nil
 	case <-ctx.Done():
-		return tier.Record{}, false, ctx.Err()
+		// Say why: a bare context error does not tell a slow or
+		// unreachable server from a caller that gave up.
+		return tier.Record{}, false, fmt.Errorf("sessionstore: no answer from MongoDB before the context ended (the read goes on for other callers, bounded by LoadTimeout): %w", ctx.Err())
 	}
 }
 
