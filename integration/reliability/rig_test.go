@@ -12,8 +12,11 @@ package reliability_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,6 +84,7 @@ type rig struct {
 	sampler  *history.Sampler
 	baseline int // goroutines before the rig
 	closed   bool
+	final    history.Snapshot // the server's state, read by check
 }
 
 // newRig connects two stores to storeURI (the server, or a proxy in front
@@ -175,6 +179,7 @@ func (r *rig) check(cfg history.Config) *history.Result {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.final = final
 	cfg.Bound, cfg.TTL = bound, lifetime
 	cfg.TouchSlack = sessionstore.DefaultTouchGranularity
 	res := history.Check(r.rec.Ops(), samples, final, cfg)
@@ -192,8 +197,20 @@ func (r *rig) logStats(st history.Stats) {
 	t.Helper()
 	t.Logf("calls: %v; outcomes: %v; failed by kind: %v; slower than their timeout: %d; Updates retried: %d, of which the server had applied %d",
 		st.Calls, st.Outcome, st.Errors, st.Slow, st.Retried, st.Applied)
-	for k, e := range st.Example {
-		t.Logf("first %s error: %s", k, e)
+	// What callers saw, by operation and message (numbers elided).
+	seen := map[string]int{}
+	for _, op := range r.rec.Ops() {
+		if op.Outcome == history.Failed {
+			msg := digits.ReplaceAllString(op.Err, "#")
+			if len(msg) > 160 {
+				msg = msg[:160] + "…"
+			}
+			seen[string(op.Kind)+": "+msg]++
+		}
+	}
+	keys := slices.Sorted(maps.Keys(seen))
+	for _, k := range keys {
+		t.Logf("%4d× %s", seen[k], k)
 	}
 	if st.Slow > 0 {
 		t.Errorf("%d calls returned more than a second after their %v timeout", st.Slow, callTimeout)
@@ -204,6 +221,8 @@ func (r *rig) logStats(st history.Stats) {
 		}
 	}
 }
+
+var digits = regexp.MustCompile(`[0-9]+`)
 
 // close closes the stores, each by closeTimeout, and fails the test on an
 // error.
