@@ -11,15 +11,27 @@ import (
 	"github.com/sessionstore/sessionstore/integration/mongotest"
 )
 
-// failures returns the failed calls that began in [from, to).
-func failures(ops []history.Op, from, to time.Time) []history.Op {
-	var out []history.Op
+// failedSaying returns the failed calls that began during span, and
+// fails the test unless there is one and each says that the server did
+// not answer.
+func failedSaying(t *testing.T, ops []history.Op, span [2]time.Time, when string) []history.Op {
+	t.Helper()
+	var failed []history.Op
 	for _, op := range ops {
-		if op.Outcome == history.Failed && !op.Start.Before(from) && op.Start.Before(to) {
-			out = append(out, op)
+		if op.Outcome == history.Failed && within(op.Start, [][2]time.Time{span}) {
+			failed = append(failed, op)
 		}
 	}
-	return out
+	if len(failed) == 0 {
+		t.Errorf("no call failed %s", when)
+	}
+	for _, op := range failed {
+		if !unreachable(op) {
+			t.Errorf("a %s failed %s with an error that does not say the server did not answer: %s", op.Kind, when, op.Err)
+			break
+		}
+	}
+	return failed
 }
 
 // touchesIn counts the touches that began in [from, to).
@@ -104,16 +116,7 @@ func TestServerKilled(t *testing.T) {
 
 	ops := r.rec.Ops()
 	for _, d := range downs {
-		failed := failures(ops, d[0], d[1])
-		if len(failed) == 0 {
-			t.Errorf("no call failed while the server was down")
-		}
-		for _, op := range failed {
-			if !unreachable(op) {
-				t.Errorf("a %s failed while the server was down with an error that does not say it is unreachable: %s", op.Kind, op.Err)
-				break
-			}
-		}
+		failed := failedSaying(t, ops, d, "while the server was down")
 		t.Logf("while the server was down: %d calls failed, %d touches buffered; e.g. %q", len(failed), touchesIn(ops, d[0], d[1]), first(failed))
 		if touchesIn(ops, d[0], d[1]) == 0 {
 			t.Errorf("no touch was buffered while the server was down")
@@ -180,16 +183,7 @@ func TestBlackhole(t *testing.T) {
 	r.logStats(st)
 	ops := r.rec.Ops()
 	for _, h := range holes {
-		failed := failures(ops, h[0], h[1])
-		if len(failed) == 0 {
-			t.Errorf("no call failed in the black hole")
-		}
-		for _, op := range failed {
-			if !unreachable(op) {
-				t.Errorf("a %s failed in the black hole with an error that does not say why: %s", op.Kind, op.Err)
-				break
-			}
-		}
+		failed := failedSaying(t, ops, h, "in the black hole")
 		t.Logf("in the black hole: %d calls failed; e.g. %q", len(failed), first(failed))
 	}
 	flushed := r.flush()
