@@ -407,9 +407,12 @@ func (e *Engine) Set(ctx context.Context, id string, payload []byte, life time.D
 	if err != nil {
 		return err
 	}
-	e.touches.Forget(key) // a touch buffered before must not override this expiry
+	forgot := e.touches.Forget(key) // a touch buffered before must not override this expiry
 	st := e.beginWrite(key)
 	rec.Rev, err = e.db.Set(ctx, rec)
+	if err != nil {
+		e.touches.Restore(forgot) // the write may not have happened: keep the touch
+	}
 	e.endWrite(key, st, &rec, err)
 	return err
 }
@@ -443,9 +446,12 @@ func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, paylo
 		return tier.Record{}, err
 	}
 	rec.Rev = old.Rev + 1
-	e.touches.Forget(key)
+	forgot := e.touches.Forget(key)
 	st := e.beginWrite(key)
 	ok, err := e.db.Replace(ctx, old, rec)
+	if err != nil || !ok {
+		e.touches.Restore(forgot) // not written, or maybe not: keep the touch
+	}
 	if err == nil && !ok {
 		err = tier.ErrConflict
 		e.endWrite(key, st, nil, nil) // memory must not answer the retry's read
@@ -500,9 +506,12 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	e.touches.Forget(key)
+	forgot := e.touches.Forget(key)
 	st := e.beginWrite(key)
 	err = e.db.Delete(ctx, key)
+	if err != nil {
+		e.touches.Restore(forgot) // the session may still be there
+	}
 	e.endWrite(key, st, nil, err)
 	return err
 }
