@@ -67,6 +67,7 @@ type Value struct {
 	Applied []string `json:"applied" bson:"applied" msgpack:"applied"`
 }
 
+// String formats v as Base+[Applied...].
 func (v Value) String() string {
 	return v.Base + "+[" + strings.Join(v.Applied, ",") + "]"
 }

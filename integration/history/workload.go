@@ -79,10 +79,14 @@ type Stats struct {
 	Retried, Applied int
 }
 
+// request is a call through the middleware, recorded as a Get and an
+// Update.
+const request Kind = "request"
+
 // secret signs the middleware's cookies.
 const secret = "history workload"
 
-// CookieName is the middleware's cookie.
+// cookieName is the middleware's cookie.
 const cookieName = "connect.sid"
 
 func (w *Workload) init() {
@@ -159,6 +163,7 @@ func (w *Workload) Seed(ctx context.Context) error {
 	return first
 }
 
+// cmpOr returns a if it is not nil, else b.
 func cmpOr(a, b error) error {
 	if a != nil {
 		return a
@@ -212,7 +217,7 @@ func (w *Workload) pick() (Kind, string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.dead) > 0 && rand.N(20) == 0 {
-		kinds := []Kind{Get, Touch, Update, "http"}
+		kinds := []Kind{Get, Touch, Update, request}
 		return kinds[rand.N(len(kinds))], w.dead[rand.N(len(w.dead))]
 	}
 	slot := rand.N(len(w.slots))
@@ -243,7 +248,7 @@ func (w *Workload) pick() (Kind, string) {
 		}
 		return Delete, id
 	}
-	return "http", id
+	return request, id
 }
 
 // call makes one call of kind on id through instance i and records it.
@@ -251,8 +256,8 @@ func (w *Workload) call(ctx context.Context, i int, in Instance, kind Kind, id s
 	ctx, cancel := context.WithTimeout(ctx, w.CallTimeout)
 	defer cancel()
 	r := w.Recorder
-	if kind == "http" {
-		return w.request(ctx, i, in, id)
+	if kind == request {
+		return w.serve(ctx, i, in, id)
 	}
 	var (
 		tok string
@@ -397,10 +402,10 @@ func httpError(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(http.StatusInternalServerError)
 }
 
-// request sends a request with id's cookie through instance i's
+// serve sends a request with id's cookie through instance i's
 // middleware, whose handler reads the session and adds an Update to it,
 // and records the middleware's load as a Get and its save as an Update.
-func (w *Workload) request(ctx context.Context, i int, in Instance, id string) error {
+func (w *Workload) serve(ctx context.Context, i int, in Instance, id string) error {
 	r := w.Recorder
 	hc := &httpCall{}
 	req := httptest.NewRequestWithContext(context.WithValue(ctx, httpKey{}, hc), http.MethodGet, "/", nil)
