@@ -113,12 +113,8 @@ func TestLatency(t *testing.T) {
 	wait := r.load(d)
 	// A burst of touches of every seeded session on store A: more than
 	// MaxPendingTouches wait while the flush crawls.
-	a := r.stores[0]
 	for i := range 300 {
-		id := r.seeded(i)
-		c := r.rec.Begin("A", history.Touch, id, "")
-		err := a.Touch(context.Background(), id)
-		c.End(outcomeOf(err), err, nil)
+		r.touch(0, "A", r.seeded(i))
 	}
 	collapsed := coldReads(t, puri, 20, 16)
 	st := wait()

@@ -102,7 +102,14 @@ func TestServerKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		down := time.Now()
-		time.Sleep(set.fault)
+		// Touches while the server is down, besides the workload's:
+		// buffered, to be written after the restart.
+		for i, name := range []string{"A", "B"} {
+			for k := range 20 {
+				r.touch(i, name, r.seeded(20*i+k))
+			}
+		}
+		time.Sleep(time.Until(down.Add(set.fault)))
 		if err := srv.Restart(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -140,6 +147,13 @@ func TestServerKilled(t *testing.T) {
 		t.Error("no touch buffered while the server was down could be checked")
 	}
 	r.close()
+}
+
+// touch touches id on store i, named name, and records it.
+func (r *rig) touch(i int, name, id string) {
+	c := r.rec.Begin(name, history.Touch, id, "")
+	err := r.stores[i].Touch(context.Background(), id)
+	c.End(outcomeOf(err), err, nil)
 }
 
 // within reports whether t falls in one of spans.
