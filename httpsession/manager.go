@@ -247,7 +247,9 @@ func New[T any](store Store[Record[T]], opts *Options) (*Manager[T], error) {
 //
 // The store calls that save the session use the request's context without
 // its cancellation, so a client that hangs up does not undo a change the
-// handler made. If next panics, the session is not saved.
+// handler made, but with its deadline, if it has one (http.TimeoutHandler
+// sets one), so a save never outlives it. If next panics, the session is
+// not saved.
 func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := m.load(r)
@@ -261,7 +263,9 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 		if s.committed {
 			return
 		}
-		if err := s.commit(context.WithoutCancel(r.Context()), w.Header()); err != nil {
+		ctx, cancel := saveContext(r.Context())
+		defer cancel()
+		if err := s.commit(ctx, w.Header()); err != nil {
 			m.onError(w, r, err)
 		}
 	})
@@ -270,6 +274,15 @@ func (m *Manager[T]) Handler(next http.Handler) http.Handler {
 // ErrNotSaved is returned by the writes of a handler whose session could
 // not be saved: ErrorHandler has answered the request instead.
 var ErrNotSaved = errors.New("httpsession: the session could not be saved; the error handler answered the request")
+
+// saveContext returns ctx's values and deadline without its cancellation.
+func saveContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	save := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(save, d)
+	}
+	return save, func() {}
+}
 
 // FromContext returns the session the middleware put in ctx, or nil if
 // ctx has no session of type T.

@@ -2,7 +2,6 @@ package httpsession
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -80,7 +79,8 @@ func (w *responseWriter[T]) commit() bool {
 	if w.s.committed {
 		return !w.failed
 	}
-	ctx := context.WithoutCancel(w.r.Context())
+	ctx, cancel := saveContext(w.r.Context())
+	defer cancel()
 	if err := w.s.commit(ctx, w.Header()); err != nil {
 		w.failed = true
 		w.s.m.onError(w.ResponseWriter, w.r, err)

@@ -4,8 +4,9 @@
 # such as 1000000x (the default, what make fuzz runs) or a duration such
 # as 3s (what scripts/test.sh runs). FUZZFLAGS adds go test flags, for
 # example FUZZFLAGS=-parallel=1 on a busy machine. It prints the
-# executions each target ran and fails if any target fails; a failing
-# input is saved under the package's testdata/fuzz/<FuzzName>/ by go test.
+# executions each target ran and fails if any target fails or, for an
+# execution count, ran fewer; a failing input is saved under the
+# package's testdata/fuzz/<FuzzName>/ by go test.
 #
 # Targets are found by reading the test files for "func FuzzXxx(" rather
 # than with go test -list, which would run each package's TestMain (some
@@ -16,6 +17,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 fuzztime="${FUZZTIME:-1000000x}"
+# want is the execution count each target must reach; 0 for a duration.
+want=0
+if [[ "$fuzztime" =~ ^([0-9]+)x$ ]]; then
+	want="${BASH_REMATCH[1]}"
+fi
 fuzzflags=()
 read -r -a fuzzflags <<<"${FUZZFLAGS:-}"
 
@@ -62,7 +68,12 @@ for t in "${targets[@]}"; do
 		status=FAIL
 		failed+=("$dir $name")
 	fi
+	# go test's last status line gives the executions of the whole run.
 	execs="$(grep -oE 'execs: [0-9]+' "$log" | tail -n 1 | cut -d' ' -f2 || true)"
+	if [[ "$status" == ok && "$want" -gt 0 && "${execs:-0}" -lt "$want" ]]; then
+		status=SHORT
+		failed+=("$dir $name (${execs:-no} executions, want $want)")
+	fi
 	summary+=("$(printf '%-4s %-40s %12s execs' "$status" "$dir $name" "${execs:-?}")")
 done
 

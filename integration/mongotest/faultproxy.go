@@ -15,8 +15,8 @@ import (
 // Proxy is a TCP proxy in front of a loopback server that injects network
 // faults, so tests can see how a client behaves when MongoDB is slow,
 // unreachable or cut off. It forwards bytes unchanged until a fault mode is
-// switched on: [Proxy.SetLatency], [Proxy.Blackhole], [Proxy.SetCloseAfter]
-// and the one-shot [Proxy.ResetAll]. Modes can be changed at any time, from
+// switched on: [Proxy.SetLatency], [Proxy.Blackhole], [Proxy.SetCloseAfter],
+// [Proxy.LoseReplies] and the one-shot [Proxy.ResetAll]. Modes can be changed at any time, from
 // any goroutine, and apply to open and new connections alike.
 //
 // A Proxy owns one goroutine accepting connections and two per open
@@ -34,6 +34,7 @@ type Proxy struct {
 	latency    time.Duration      // delay before each forwarded chunk
 	blocked    chan struct{}      // non-nil while blackholed; closed when lifted
 	closeAfter int64              // bytes each connection may still send before it is cut; 0: off
+	lose       bool               // replies are dropped and their connection reset
 }
 
 // link is one proxied connection: a client and its upstream connection.
@@ -201,6 +202,17 @@ func (p *Proxy) newBudget() int64 {
 	return p.closeAfter
 }
 
+// LoseReplies, when on, forwards requests as usual but never delivers a
+// reply: the first bytes the server sends back on a connection reset it,
+// to both sides. The server has done what it was asked and the client
+// sees a reset, as when an acknowledgement is lost on the network. Off is
+// the initial setting.
+func (p *Proxy) LoseReplies(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lose = on
+}
+
 // ResetAll aborts every open connection with a TCP RST, to its client and
 // to the server. New connections are accepted as before.
 func (p *Proxy) ResetAll() {
@@ -352,6 +364,15 @@ func (p *Proxy) send(l *link, dst *net.TCPConn, chunk []byte, upstream bool) boo
 		case <-l.gone:
 			return false
 		case <-p.done:
+			return false
+		}
+	}
+	if !upstream {
+		p.mu.Lock()
+		lose := p.lose
+		p.mu.Unlock()
+		if lose {
+			l.close(true)
 			return false
 		}
 	}

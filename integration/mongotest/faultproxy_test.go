@@ -205,6 +205,39 @@ func TestProxyResetAll(t *testing.T) {
 	}
 }
 
+// With LoseReplies on, a request reaches the server but its reply does
+// not reach the client, whose connection is reset; off again, new
+// connections work.
+func TestProxyLoseReplies(t *testing.T) {
+	got := make(chan string, 1)
+	p := startProxy(t, startServer(t, func(c net.Conn) {
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			got <- string(buf)
+			_, _ = c.Write(buf)
+		}
+		_, _ = io.Copy(io.Discard, c)
+	}))
+	p.LoseReplies(true)
+	c := dial(t, p)
+	err := roundTrip(c, "ping", 5*time.Second)
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("round trip with replies lost: %v, want a reset", err)
+	}
+	select {
+	case msg := <-got:
+		if msg != "ping" {
+			t.Fatalf("server got %q", msg)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never reached the server")
+	}
+	p.LoseReplies(false)
+	if err := roundTrip(dial(t, p), "pong", 5*time.Second); err != nil {
+		t.Fatalf("after LoseReplies(false): %v", err)
+	}
+}
+
 func TestProxyCloseAfter(t *testing.T) {
 	received := make(chan int, 4)
 	// The server acknowledges the first 5 bytes and counts what reaches

@@ -32,104 +32,228 @@ const (
 	tempPrefix = "sessionstore-ferretdb-"
 )
 
+// process is one run of the FerretDB child.
+type process struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser // the child's stdin; closing it stops the child
+	exited  chan struct{}  // closed once cmd has been waited for
+	waitErr error          // cmd.Wait's result; read after exited is closed
+}
+
 func startFerretDB(ctx context.Context) (*Server, error) {
+	return startFerretDBIn(ctx, "", false)
+}
+
+// StartFerretDB starts an embedded FerretDB as [Start] does without
+// MONGODB_URI and MONGODB_IMAGE, with its data in a directory of its own,
+// so that [Server.Kill] and [Server.Restart] can take it down like a
+// crash and bring it back on the same address with the data it had.
+// [Server.Stop] stops it and removes the directory.
+func StartFerretDB(ctx context.Context) (*Server, error) {
+	dir, err := os.MkdirTemp("", tempPrefix+"restartable-*")
+	if err != nil {
+		return nil, fmt.Errorf("mongotest: %w", err)
+	}
+	s, err := startFerretDBIn(ctx, dir, true)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// startFerretDBIn starts FerretDB with its data in dir, or in a temporary
+// directory of the child's own when dir is empty; with own, Stop removes
+// dir.
+func startFerretDBIn(ctx context.Context, dir string, own bool) (*Server, error) {
 	bin, unlock, err := buildFerretDB(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("mongotest: build FerretDB: %w", err)
 	}
 	defer unlock()
+	s := &Server{kind: KindFerretDB, bin: bin, addr: "127.0.0.1:0", dataDir: dir, ownDir: own}
+	p, uri, err := s.spawn(ctx, unlock)
+	if err != nil {
+		return nil, err
+	}
+	s.uri = uri
+	s.addr = strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/")
+	s.proc = p
+	return s, nil
+}
 
+// spawn starts the child on s.addr and waits until it answers a ping. It
+// calls started once the child runs.
+func (s *Server) spawn(ctx context.Context, started func()) (*process, string, error) {
 	level := os.Getenv("MONGOTEST_FERRETDB_LOG")
 	if level == "" {
 		level = "error" // at warn, FerretDB dumps every failed command
 	}
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-log", level)
+	args := []string{"-listen", s.addr, "-log", level}
+	if s.dataDir != "" {
+		args = append(args, "-dir", s.dataDir)
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, fmt.Errorf("mongotest: %w", err)
+		return nil, "", fmt.Errorf("mongotest: %w", err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("mongotest: %w", err)
+		return nil, "", fmt.Errorf("mongotest: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("mongotest: start FerretDB: %w", err)
+		return nil, "", fmt.Errorf("mongotest: start FerretDB: %w", err)
 	}
-	unlock() // the binary runs now; a later build may replace the file
+	started() // the binary runs now; a later build may replace the file
 
-	s := &Server{kind: KindFerretDB, cmd: cmd, stdin: stdin, exited: make(chan struct{})}
+	p := &process{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
 	uris := make(chan string, 1)
-	go s.watch(stdout, uris)
+	go p.watch(stdout, uris)
 
-	fail := func(err error) (*Server, error) {
-		return nil, errors.Join(fmt.Errorf("mongotest: FerretDB: %w", err), s.Stop())
+	fail := func(err error) (*process, string, error) {
+		return nil, "", errors.Join(fmt.Errorf("mongotest: FerretDB: %w", err), p.stop(s.dataDir == ""))
 	}
 	timer := time.NewTimer(uriTimeout)
 	defer timer.Stop()
+	var uri string
 	select {
-	case uri, ok := <-uris:
+	case u, ok := <-uris:
 		if !ok {
 			return fail(errors.New("exited before printing its URI"))
 		}
-		if !strings.HasPrefix(uri, "mongodb://") {
-			return fail(fmt.Errorf("printed %q, not a URI", uri))
+		if !strings.HasPrefix(u, "mongodb://") {
+			return fail(fmt.Errorf("printed %q, not a URI", u))
 		}
-		s.uri = uri
+		uri = u
 	case <-timer.C:
 		return fail(fmt.Errorf("no URI printed within %v", uriTimeout))
 	case <-ctx.Done():
 		return fail(context.Cause(ctx))
 	}
-	if err := waitReady(ctx, s.uri, s.exited); err != nil {
+	if err := waitReady(ctx, uri, p.exited); err != nil {
 		return fail(err)
 	}
-	return s, nil
+	return p, uri, nil
 }
 
 // watch sends the child's first stdout line on uris, closes uris, then
-// discards stdout until the child exits, waits for it and closes s.exited.
-func (s *Server) watch(stdout io.Reader, uris chan<- string) {
-	defer close(s.exited)
+// discards stdout until the child exits, waits for it and closes p.exited.
+func (p *process) watch(stdout io.Reader, uris chan<- string) {
+	defer close(p.exited)
 	sc := bufio.NewScanner(stdout)
 	if sc.Scan() {
 		uris <- strings.TrimSpace(sc.Text())
 	}
 	close(uris)
 	_, _ = io.Copy(io.Discard, stdout)
-	s.waitErr = s.cmd.Wait()
+	p.waitErr = p.cmd.Wait()
 }
 
-// stopProcess closes the child's stdin and sends it SIGTERM (either stops
-// it), waits stopTimeout, then kills it.
+// Kill ends the embedded FerretDB with SIGKILL, as a crash or an
+// out-of-memory kill would, and returns once the process has exited:
+// clients see connections refused until [Server.Restart]. Killing a
+// server already killed does nothing. It is an error for a server that
+// [StartFerretDB] did not start, which has no data directory to restart
+// from.
+func (s *Server) Kill() error {
+	if s.kind != KindFerretDB || !s.ownDir {
+		return errors.New("mongotest: Kill needs a server started by StartFerretDB; this one is not this process's to kill")
+	}
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	p := s.proc
+	if p == nil {
+		return nil
+	}
+	s.proc = nil
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+	case <-time.After(stopTimeout):
+		return fmt.Errorf("mongotest: FerretDB (pid %d) survived a kill", p.cmd.Process.Pid)
+	}
+	_ = p.stdin.Close()
+	return nil
+}
+
+// Restart starts the embedded FerretDB that [Server.Kill] ended again, on
+// the same address and data directory, and returns once it answers a
+// ping. A server still running is left as it is. ctx bounds the start.
+func (s *Server) Restart(ctx context.Context) error {
+	if s.kind != KindFerretDB || !s.ownDir {
+		return errors.New("mongotest: Restart needs a server started by StartFerretDB")
+	}
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	switch {
+	case s.stopped:
+		return errors.New("mongotest: Restart after Stop")
+	case s.proc != nil:
+		return nil
+	}
+	p, _, err := s.spawn(ctx, func() {})
+	if err != nil {
+		return err
+	}
+	s.proc = p
+	return nil
+}
+
+// stopProcess stops the child, if it runs, and removes a data directory
+// the server owns.
 func (s *Server) stopProcess() error {
-	_ = s.stdin.Close()
-	_ = s.cmd.Process.Signal(syscall.SIGTERM) // unsupported on Windows; stdin suffices
+	s.procMu.Lock()
+	p := s.proc
+	s.proc, s.stopped = nil, true
+	s.procMu.Unlock()
+	var err error
+	if p != nil {
+		err = p.stop(s.dataDir == "")
+	}
+	if s.ownDir {
+		if rerr := os.RemoveAll(s.dataDir); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("mongotest: remove FerretDB data: %w", rerr))
+		}
+	}
+	return err
+}
+
+// stop closes the child's stdin and sends it SIGTERM (either stops it),
+// waits stopTimeout, then kills it. With tempDir, the child keeps its
+// data in a temporary directory of its own, removed here if it was
+// killed.
+func (p *process) stop(tempDir bool) error {
+	_ = p.stdin.Close()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM) // unsupported on Windows; stdin suffices
 	timer := time.NewTimer(stopTimeout)
 	defer timer.Stop()
 	select {
-	case <-s.exited:
+	case <-p.exited:
 		var exit *exec.ExitError
-		if errors.As(s.waitErr, &exit) && exit.ExitCode() == -1 {
+		if errors.As(p.waitErr, &exit) && exit.ExitCode() == -1 {
 			return nil // ended by our signal before it could catch it
 		}
-		if s.waitErr != nil {
-			return fmt.Errorf("mongotest: FerretDB: %w", s.waitErr)
+		if p.waitErr != nil {
+			return fmt.Errorf("mongotest: FerretDB: %w", p.waitErr)
 		}
 		return nil
 	case <-timer.C:
 	}
-	_ = s.cmd.Process.Kill()
+	_ = p.cmd.Process.Kill()
 	timer.Reset(stopTimeout)
 	select {
-	case <-s.exited:
+	case <-p.exited:
 	case <-timer.C:
-		return fmt.Errorf("mongotest: FerretDB (pid %d) survived a kill", s.cmd.Process.Pid)
+		return fmt.Errorf("mongotest: FerretDB (pid %d) survived a kill", p.cmd.Process.Pid)
 	}
-	// A killed child leaves its data directory behind.
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", tempPrefix, s.cmd.Process.Pid)))
-	for _, d := range dirs {
-		_ = os.RemoveAll(d)
+	if tempDir {
+		// A killed child leaves its data directory behind.
+		dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s%d-*", tempPrefix, p.cmd.Process.Pid)))
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
 	}
 	return fmt.Errorf("mongotest: FerretDB did not stop within %v and was killed", stopTimeout)
 }

@@ -31,6 +31,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sessionstore/sessionstore/internal/leaktest"
 )
 
 // Database is the database that [Collection] creates its collections in.
@@ -52,12 +54,16 @@ var (
 // Main starts a server with [Start], runs the tests, stops the server and
 // exits with the tests' code. Call it from TestMain. It writes which server
 // it uses to stderr. When no server can be started it writes why and exits
-// with code 1: tests that need a server fail rather than skip.
-func Main(m *testing.M) {
-	os.Exit(run(m))
+// with code 1: tests that need a server fail rather than skip. After the
+// server stops, it fails the run if the tests left a goroutine running
+// other than those whose stack names one of ignore, functions of other
+// libraries that keep a goroutine by design (see package
+// internal/leaktest).
+func Main(m *testing.M, ignore ...string) {
+	os.Exit(run(m, ignore))
 }
 
-func run(m *testing.M) int {
+func run(m *testing.M, ignore []string) int {
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), mainStartTimeout)
 	s, err := Start(ctx)
@@ -91,6 +97,17 @@ func run(m *testing.M) int {
 	}
 	if err := s.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "mongotest: FAIL: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	// testcontainers keeps a reaper connection and the Docker client's
+	// idle connections for the life of the process.
+	if s.Kind() == KindContainer {
+		ignore = append(ignore, "github.com/testcontainers/testcontainers-go", "net/http.(*persistConn)")
+	}
+	if err := leaktest.Check(ignore...); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		if code == 0 {
 			code = 1
 		}

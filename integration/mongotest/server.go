@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"sync"
 	"time"
 
@@ -42,10 +40,15 @@ type Server struct {
 
 	container testcontainers.Container // for KindContainer
 
-	cmd     *exec.Cmd      // for KindFerretDB
-	stdin   io.WriteCloser // the child's stdin; closing it stops the child
-	exited  chan struct{}  // closed once cmd has been waited for
-	waitErr error          // cmd.Wait's result; read after exited is closed
+	// For KindFerretDB:
+	bin     string // the FerretDB command
+	addr    string // host:port the child listens on, kept across restarts
+	dataDir string // the child's data, kept across restarts; "" for a temporary one of its own
+	ownDir  bool   // Stop removes dataDir
+
+	procMu  sync.Mutex // protects proc and stopped
+	proc    *process   // the running child; nil after Kill
+	stopped bool       // Stop was called: Restart fails
 
 	stopOnce sync.Once
 	stopErr  error // set by stopOnce

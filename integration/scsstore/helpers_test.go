@@ -20,7 +20,9 @@ import (
 	"github.com/sessionstore/sessionstore/ttl"
 )
 
-func TestMain(m *testing.M) { mongotest.Main(m) }
+// scs.New starts a memstore whose cleanup goroutine runs until
+// StopCleanup; the tests replace that store without stopping it.
+func TestMain(m *testing.M) { mongotest.Main(m, "scs/v2/memstore.(*MemStore).startCleanup") }
 
 // bg bounds a server call the test makes itself.
 var bg = mongotest.Context

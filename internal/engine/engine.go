@@ -335,7 +335,9 @@ func (e *Engine) Load(ctx context.Context, op *observe.Operation, key string, ch
 		l := res.Val.(loaded)
 		return l.rec, started && l.checked, nil
 	case <-ctx.Done():
-		return tier.Record{}, false, ctx.Err()
+		// Say why: a bare context error does not tell a slow or
+		// unreachable server from a caller that gave up.
+		return tier.Record{}, false, fmt.Errorf("sessionstore: no answer from MongoDB before the context ended (the read goes on for other callers, bounded by LoadTimeout): %w", ctx.Err())
 	}
 }
 
@@ -474,12 +476,15 @@ func (e *Engine) Set(ctx context.Context, id string, payload []byte, life time.D
 	if err != nil {
 		return err
 	}
-	e.touches.Forget(key) // a touch buffered before must not override this expiry
+	forgot := e.touches.Forget(key) // a touch buffered before must not override this expiry
 	st := e.beginWrite(key, nil)
 	if rec.Deadline.IsZero() {
 		rec.Rev, err = e.db.Set(ctx, rec)
 	} else {
 		rec, err = e.setWithin(ctx, rec)
+	}
+	if err != nil {
+		e.touches.Restore(forgot) // the write may not have happened: keep the touch
 	}
 	e.endWrite(key, st, &rec, err)
 	return err
@@ -516,9 +521,12 @@ func (e *Engine) Replace(ctx context.Context, key string, old tier.Record, paylo
 		return tier.Record{}, err
 	}
 	rec.Rev = old.Rev + 1
-	e.touches.Forget(key)
+	forgot := e.touches.Forget(key)
 	st := e.beginWrite(key, &rec)
 	ok, err := e.db.Replace(ctx, old, rec)
+	if err != nil || !ok {
+		e.touches.Restore(forgot) // not written, or maybe not: keep the touch
+	}
 	if err == nil && !ok {
 		err = tier.ErrConflict
 		e.endWrite(key, st, nil, nil) // memory must not answer the retry's read
@@ -575,9 +583,12 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	e.touches.Forget(key)
+	forgot := e.touches.Forget(key)
 	st := e.beginWrite(key, nil)
 	err = e.db.Delete(ctx, key)
+	if err != nil {
+		e.touches.Restore(forgot) // the session may still be there
+	}
 	e.endWrite(key, st, nil, err)
 	return err
 }

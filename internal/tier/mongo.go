@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"regexp"
 	"time"
 
@@ -156,9 +157,11 @@ func (m *Mongo) decode(raw bson.Raw) (Record, error) {
 		rec.Rev = rev
 	}
 	if v, err := raw.LookupErr(fieldTTL); err == nil {
-		if ms, ok := v.AsInt64OK(); ok && ms > 0 {
-			rec.TTL = time.Duration(ms) * time.Millisecond
+		ttl, ok := storedTTL(v)
+		if !ok {
+			return Record{}, fmt.Errorf("%w: ttl is out of range", ErrCorrupt)
 		}
+		rec.TTL = ttl
 	}
 	if err := decodeMeta(raw, &rec); err != nil {
 		return Record{}, err
@@ -213,6 +216,25 @@ func (m *Mongo) PayloadOf(doc bson.Raw) []byte {
 		return nil
 	}
 	return m.sessionPayload(v)
+}
+
+// maxTTL is the longest stored lifetime, in milliseconds, that a
+// time.Duration holds.
+const maxTTL = math.MaxInt64 / int64(time.Millisecond)
+
+// storedTTL returns a document's ttl field as a lifetime: zero, the
+// default, when it is missing, not a number or not positive. It reports
+// false for a lifetime too long for a time.Duration, which only a corrupt
+// document holds.
+func storedTTL(v bson.RawValue) (time.Duration, bool) {
+	ms, ok := v.AsInt64OK()
+	switch {
+	case !ok || ms <= 0:
+		return 0, true
+	case ms > maxTTL:
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
 }
 
 func (m *Mongo) payload(p []byte) (any, error) {
@@ -386,10 +408,7 @@ func (m *Mongo) TTLs(ctx context.Context, ids []string, now time.Time) (map[stri
 		if !ok {
 			continue
 		}
-		var d time.Duration
-		if ms, ok := cur.Current.Lookup(fieldTTL).AsInt64OK(); ok && ms > 0 {
-			d = time.Duration(ms) * time.Millisecond
-		}
+		d, _ := storedTTL(cur.Current.Lookup(fieldTTL)) // out of range: the default
 		ttls[id] = d
 	}
 	if err := cur.Err(); err != nil {

@@ -26,6 +26,7 @@ type Buffer struct {
 	inflight  bool               // a batch taken by Take is being written
 	forgotten map[string]bool    // keys forgotten while a batch is written
 	forgotAll bool               // every key was forgotten while a batch is written
+	batch     uint64             // counts the batches taken
 }
 
 // NewBuffer returns a buffer holding at most limit touches.
@@ -63,6 +64,7 @@ func (b *Buffer) Take() map[string]Pending {
 	batch := b.pending
 	b.pending = make(map[string]Pending, len(batch))
 	b.inflight = true
+	b.batch++
 	return batch
 }
 
@@ -91,14 +93,46 @@ func (b *Buffer) Finish(failed map[string]Pending) (dropped []string) {
 }
 
 // Forget drops the touch pending for key, and keeps a batch being
-// written from restoring it.
-func (b *Buffer) Forget(key string) {
+// written from restoring it. It returns what it dropped, for Restore.
+func (b *Buffer) Forget(key string) Forgotten {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := Forgotten{key: key}
+	f.p, f.pending = b.pending[key]
 	delete(b.pending, key)
-	if b.inflight {
+	if b.inflight && !b.forgotten[key] {
 		b.forgotten[key] = true
+		f.batch = b.batch
 	}
-	b.mu.Unlock()
+	return f
+}
+
+// Forgotten is what one Forget dropped.
+type Forgotten struct {
+	key     string
+	p       Pending
+	pending bool   // p was pending
+	batch   uint64 // the batch being written that Forget kept from restoring key; 0: none
+}
+
+// Restore undoes a Forget for a write that was to supersede the touch and
+// failed, so may not have happened: the touch dropped is pending again,
+// merged with newer ones, room permitting, and the batch being written,
+// if it is still the one Forget saw, may restore key again.
+func (b *Buffer) Restore(f Forgotten) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f.batch != 0 && b.inflight && b.batch == f.batch && !b.forgotAll {
+		delete(b.forgotten, f.key)
+	}
+	if !f.pending || b.closed {
+		return
+	}
+	if old, ok := b.pending[f.key]; ok {
+		b.pending[f.key] = Merge(f.p, old)
+	} else if len(b.pending) < b.limit {
+		b.pending[f.key] = f.p
+	}
 }
 
 // ForgetAll drops every pending touch, and keeps a batch being written
