@@ -380,7 +380,7 @@ func TestFailedFlushIsRetried(t *testing.T) {
 	var updates atomic.Int64
 	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
 		if e.CommandName == "update" && updates.Add(1) == 1 {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(1500 * time.Millisecond)
 		}
 	}}
 	client, err := mongo.Connect(options.Client().ApplyURI(mongotest.URI()).SetMonitor(monitor))
@@ -389,7 +389,9 @@ func TestFailedFlushIsRetried(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
 	s := newStore(t, client.Database(coll.Database().Name()).Collection(coll.Name()), &sessionstore.Options[profile]{
-		TTLIndex: ttl.Off, Clock: clk, TouchInterval: time.Hour, WriteTimeout: 100 * time.Millisecond,
+		TTLIndex: ttl.Off, Clock: clk, TouchInterval: time.Hour, WriteTimeout: 500 * time.Millisecond,
+		// No oplog polls competing with the touch for FerretDB's time.
+		Coherence: sessionstore.CoherenceOff,
 	})
 	_ = s.Touch(bg(t), "r0")
 	if err := s.Flush(bg(t)); err == nil {
