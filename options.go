@@ -107,6 +107,17 @@ type Options[T any] struct {
 	// Default 1 minute; a negative value keeps sessions in memory until
 	// they expire or are evicted.
 	MaxCacheAge time.Duration
+	// Clone, when set, lets the in-memory tier keep each session decoded
+	// beside its encoded form, so that a Get answered from memory costs a
+	// look-up and a Clone instead of a decode. Clone must return a copy
+	// that shares nothing mutable with its argument: maps, slices and
+	// pointers it holds must be copied too (a type without any is copied
+	// by func(v T) T { return v }). The kept value is never handed out
+	// itself, only its clones, so a caller changing what it got changes
+	// nothing stored. Each cached session then also holds its decoded
+	// value in memory. Default nil: memory keeps encoded sessions only,
+	// and every Get decodes.
+	Clone func(T) T
 	// Coherence says when memory may answer for the database while other
 	// instances and other writers change sessions. Default
 	// CoherenceStrict.

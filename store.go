@@ -36,6 +36,10 @@ type Store[T any] struct {
 
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
+
+	// clone copies the decoded values memory keeps; nil when it keeps
+	// none (Options.Clone).
+	clone func(T) T
 }
 
 var (
@@ -160,7 +164,7 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 		obs.Close()
 		return nil, err
 	}
-	return &Store[T]{codec: opts.Codec, ttlFunc: opts.TTLFunc, attempts: opts.UpdateAttempts, eng: eng, obs: obs, coll: coll, client: client}, nil
+	return &Store[T]{codec: opts.Codec, ttlFunc: opts.TTLFunc, attempts: opts.UpdateAttempts, eng: eng, obs: obs, coll: coll, client: client, clone: opts.Clone}, nil
 }
 
 // decode turns a payload into a value the caller owns.
@@ -191,8 +195,9 @@ func (s *Store[T]) lifetime(v T) time.Duration {
 // when the session does not exist or has expired.
 //
 // A session in memory is decoded from there while memory is trusted
-// (see Coherence and MaxCacheAge); the value returned is the caller's
-// own, and changing it changes nothing stored. Otherwise Get
+// (see Coherence and MaxCacheAge), or with Options.Clone cloned from the
+// decoded value kept there; the value returned is the caller's own, and
+// changing it changes nothing stored. Otherwise Get
 // reads the database, and concurrent Gets of one id share a single read.
 // If ctx ends first, Get returns at once; the shared read goes on for the
 // other callers, bounded by LoadTimeout.
@@ -210,7 +215,7 @@ func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string) (T
 		var zero T
 		return zero, err
 	case hit:
-		return s.decode(rec.Payload)
+		return s.value(key, rec)
 	}
 	return s.load(ctx, op, key)
 }
@@ -228,9 +233,36 @@ func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string) 
 		var zero T
 		return zero, err
 	case mine:
+		s.keep(key, rec.Payload, v)
 		return v, nil
 	}
-	return s.decode(rec.Payload)
+	return s.value(key, rec)
+}
+
+// value returns the caller's own copy of rec, a record of key from
+// memory or from a shared load: a clone of the decoded value memory keeps
+// beside the payload, or else the payload decoded, which memory then
+// keeps when s clones.
+func (s *Store[T]) value(key string, rec tier.Record) (T, error) {
+	if s.clone != nil {
+		if kept, ok := rec.Value.(*T); ok {
+			return s.clone(*kept), nil
+		}
+	}
+	v, err := s.decode(rec.Payload)
+	if err == nil {
+		s.keep(key, rec.Payload, v)
+	}
+	return v, err
+}
+
+// keep gives memory a clone of v, the decoding of payload, to keep beside
+// key's record if it still holds payload. The caller keeps v.
+func (s *Store[T]) keep(key string, payload []byte, v T) {
+	if s.clone != nil {
+		kept := s.clone(v)
+		s.eng.Keep(key, payload, &kept)
+	}
 }
 
 // Set stores v as session id, in the database first and then in memory,

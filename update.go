@@ -99,8 +99,13 @@ func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string,
 				return zero, attempts, err
 			}
 		}
+		if hit {
+			v, err = s.value(key, rec)
+		} else {
+			v, err = s.decode(rec.Payload)
+		}
 		hit = false
-		if v, err = s.decode(rec.Payload); err != nil {
+		if err != nil {
 			return zero, attempts, err
 		}
 		if err := fn(&v); err != nil {

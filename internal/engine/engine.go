@@ -78,6 +78,9 @@ type Cache interface {
 	Put(rec tier.Record)
 	// Remove drops id.
 	Remove(id string)
+	// Keep sets value as the decoded payload of id's record, if the
+	// record still holds payload (the same slice).
+	Keep(id string, payload []byte, value any) bool
 	// Extend moves id's expiry to expires if it is live at now and
 	// expires is later.
 	Extend(id string, expires, now time.Time) bool
@@ -311,6 +314,16 @@ func (e *Engine) Load(ctx context.Context, op *observe.Operation, key string, ch
 		return l.rec, started && l.checked, nil
 	case <-ctx.Done():
 		return tier.Record{}, false, ctx.Err()
+	}
+}
+
+// Keep stores value, the decoded payload of key's record, beside it in
+// memory, if memory still holds that payload (the same slice, as Cached
+// or Load returned it): a record written or reloaded since is left as it
+// is. value must never be modified afterwards.
+func (e *Engine) Keep(key string, payload []byte, value any) {
+	if e.mem != nil {
+		e.mem.Keep(key, payload, value)
 	}
 }
 

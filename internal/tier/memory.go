@@ -99,6 +99,26 @@ func (m *Memory) Extend(id string, expires, now time.Time) bool {
 	return true
 }
 
+// Keep sets value as the decoded payload of id's record, if the record
+// still holds payload: the same slice, not only the same bytes, so that
+// a record written since, even with an equal payload, is left alone. It
+// reports whether it did. An empty payload is never matched.
+func (m *Memory) Keep(id string, payload []byte, value any) bool {
+	if len(payload) == 0 {
+		return false
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	rec, ok := sh.lru.Peek(id)
+	if !ok || len(rec.Payload) != len(payload) || &rec.Payload[0] != &payload[0] {
+		return false
+	}
+	rec.Value = value
+	sh.lru.Add(id, rec)
+	return true
+}
+
 // Remove removes id.
 func (m *Memory) Remove(id string) {
 	sh := m.shard(id)
