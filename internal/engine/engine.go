@@ -178,7 +178,7 @@ func New(ctx context.Context, cfg Config, db Authority, mem Cache) (*Engine, err
 		obs:      cfg.Observer,
 		log:      cfg.Observer.Logger(),
 		keys:     make(map[string]*keyState),
-		touches:  touch.NewBuffer(cfg.MaxPendingTouches),
+		touches:  touch.NewBuffer(cfg.MaxPendingTouches, cfg.TouchGranularity),
 		flushing: make(chan struct{}, 1),
 		bg:       stopper.New(),
 	}
@@ -586,6 +586,10 @@ func (e *Engine) Touch(id string, until time.Time) error {
 			e.obs.TouchSkipped()
 			return nil
 		}
+	} else if t, ok := p.Target(); ok && e.touches.Covered(key, touch.Round(t, e.cfg.TouchGranularity)) {
+		// Not in memory, but that expiry is buffered or written already.
+		e.obs.TouchSkipped()
+		return nil
 	}
 	n, err := e.touches.Add(key, p)
 	switch {
