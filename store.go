@@ -215,7 +215,7 @@ func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string) (T
 		var zero T
 		return zero, err
 	case hit:
-		return s.value(key, rec)
+		return s.value(key, &rec)
 	}
 	return s.load(ctx, op, key)
 }
@@ -236,14 +236,14 @@ func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string) 
 		s.keep(key, rec.Payload, v)
 		return v, nil
 	}
-	return s.value(key, rec)
+	return s.value(key, &rec)
 }
 
 // value returns the caller's own copy of rec, a record of key from
 // memory or from a shared load: a clone of the decoded value memory keeps
 // beside the payload, or else the payload decoded, which memory then
 // keeps when s clones.
-func (s *Store[T]) value(key string, rec tier.Record) (T, error) {
+func (s *Store[T]) value(key string, rec *tier.Record) (T, error) {
 	if s.clone != nil {
 		if kept, ok := rec.Value.(*T); ok {
 			return s.clone(*kept), nil

@@ -100,7 +100,7 @@ func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string,
 			}
 		}
 		if hit {
-			v, err = s.value(key, rec)
+			v, err = s.value(key, &rec)
 		} else {
 			v, err = s.decode(rec.Payload)
 		}

@@ -72,8 +72,9 @@ type Authority interface {
 // Cache is the memory tier: bounded, local, without I/O. Implementations
 // are safe for concurrent use.
 type Cache interface {
-	// Get returns id's record, expired or not.
-	Get(id string) (tier.Record, bool)
+	// Get returns id's record, expired or not, shared: the caller must
+	// not modify it.
+	Get(id string) (*tier.Record, bool)
 	// Put stores rec and keeps its payload, which no one modifies.
 	Put(rec tier.Record)
 	// Remove drops id.
@@ -245,18 +246,19 @@ func (e *Engine) open(id string) (string, error) {
 	return key, nil
 }
 
-// cached returns key's record from memory if it is live at now and
-// trusted (see Coherence). untrusted reports a live record that was not.
-func (e *Engine) cached(key string, now time.Time) (rec tier.Record, ok, untrusted bool) {
+// cached returns key's record from memory, shared, if it is live at now
+// and trusted (see Coherence). untrusted reports a live record that was
+// not.
+func (e *Engine) cached(key string, now time.Time) (rec *tier.Record, ok, untrusted bool) {
 	if e.mem == nil {
-		return tier.Record{}, false, false
+		return nil, false, false
 	}
 	rec, ok = e.mem.Get(key)
 	if !ok || !rec.Live(now) {
-		return tier.Record{}, false, false
+		return nil, false, false
 	}
-	if trusted, feed := e.trusted(&rec, now); !trusted {
-		return tier.Record{}, false, !feed
+	if trusted, feed := e.trusted(rec, now); !trusted {
+		return nil, false, !feed
 	}
 	return rec, true, false
 }
@@ -274,10 +276,10 @@ func (e *Engine) Cached(op *observe.Operation, id string) (rec tier.Record, key 
 	if key, err = e.open(id); err != nil {
 		return tier.Record{}, "", false, err
 	}
-	rec, hit, untrusted := e.cached(key, e.cfg.Now())
+	cached, hit, untrusted := e.cached(key, e.cfg.Now())
 	if hit {
 		op.Hit()
-		return rec, key, true, nil
+		return *cached, key, true, nil
 	}
 	if untrusted {
 		op.Untrusted()
@@ -346,7 +348,7 @@ func (e *Engine) load(caller context.Context, key string, check func([]byte) err
 	// left the group starts a load of its own: answer it from memory
 	// rather than read the server again.
 	if rec, ok, _ := e.cached(key, e.cfg.Now()); ok {
-		return loaded{rec: rec}, nil
+		return loaded{rec: *rec}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), e.cfg.LoadTimeout)
 	defer cancel()
@@ -568,7 +570,7 @@ func (e *Engine) Touch(id string, until time.Time) error {
 	} else if !until.After(now) {
 		return nil
 	}
-	var cached tier.Record
+	var cached *tier.Record
 	held := false
 	if e.mem != nil {
 		cached, held = e.mem.Get(key)

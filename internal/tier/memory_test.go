@@ -91,6 +91,25 @@ func TestMemoryKeep(t *testing.T) {
 	}
 }
 
+// TestMemoryNeverChangesARecordHandedOut checks that Extend and Keep
+// store changed copies: a record Get returned stays as it was.
+func TestMemoryNeverChangesARecordHandedOut(t *testing.T) {
+	m := tier.NewMemory(10)
+	now := time.Now().Truncate(time.Millisecond)
+	payload := []byte("v")
+	m.Put(tier.Record{ID: "a", Payload: payload, Expires: now.Add(time.Hour)})
+	before, _ := m.Get("a")
+	if !m.Extend("a", now.Add(2*time.Hour), now) || !m.Keep("a", payload, "decoded") {
+		t.Fatal("Extend or Keep failed")
+	}
+	if !before.Expires.Equal(now.Add(time.Hour)) || before.Value != nil {
+		t.Errorf("a record handed out changed: expires in %v, value %v", before.Expires.Sub(now), before.Value)
+	}
+	if after, _ := m.Get("a"); !after.Expires.Equal(now.Add(2*time.Hour)) || after.Value != "decoded" {
+		t.Errorf("the stored record: expires in %v, value %v", after.Expires.Sub(now), after.Value)
+	}
+}
+
 func TestMemoryBound(t *testing.T) {
 	for _, size := range []int{1, 7, 64, 1000, 10_000} {
 		m := tier.NewMemory(size)
