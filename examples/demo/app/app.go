@@ -39,6 +39,18 @@ type Cookie struct {
 	SameSite       string    `bson:"sameSite"`
 }
 
+// TouchAfter is the store's TouchAfter: a returning session's expiry is
+// written at most once every ten minutes, not on every request. A session
+// thus expires up to ten minutes (a thousandth of Lifetime) before
+// Lifetime has passed since its last request, and the server writes one
+// touch per active session every ten minutes instead of every second.
+const TouchAfter = 10 * time.Minute
+
+// Clone returns a copy of s that shares nothing mutable with it, for the
+// store's Options.Clone: a plain copy, since a Session holds no map, slice
+// or pointer (a time.Time's location is never modified).
+func Clone(s Session) Session { return s }
+
 // New returns the demo's handler: session middleware with
 // express-session's defaults and the npm demo's cookie settings, then a
 // middleware that gives each new session a random "something", then
