@@ -54,3 +54,20 @@ func ID(i int) string {
 	binary.BigEndian.PutUint64(b[16:], ^uint64(i))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
+
+// Clone returns a deep copy of s, sharing nothing mutable with it: the
+// copy that Options.Clone asks for, written by hand as an application
+// would.
+func (s Session) Clone() Session {
+	if s.Roles != nil {
+		s.Roles = append([]string(nil), s.Roles...)
+	}
+	if s.Prefs != nil {
+		prefs := make(map[string]string, len(s.Prefs))
+		for k, v := range s.Prefs {
+			prefs[k] = v
+		}
+		s.Prefs = prefs
+	}
+	return s
+}
