@@ -45,8 +45,10 @@
 //
 // Each workload uses a collection of its own, dropped at the end. The
 // load generator and the server share the process and its cores. The
-// store runs with the demo's options. A background failure of the store
-// fails the workload.
+// store runs with the demo's options; -coherence off takes its change
+// feed away, to show what following the other writers costs (on FerretDB
+// the feed rereads the whole oplog four times a second). A background
+// failure of the store, or a failed request, fails the workload.
 package main
 
 import (
@@ -89,6 +91,7 @@ type config struct {
 	instances   int
 	workloads   []string
 	rounds      int
+	coherence   string // of the store: strict, lenient or off
 }
 
 func main() {
@@ -103,6 +106,7 @@ func main() {
 	flag.IntVar(&c.instances, "instances", 1, "demo instances, each with a store and a client of its own, sharing the collection; requests go to them in turn")
 	flag.StringVar(&workloads, "workloads", "floor,returning,newfloor,new", "comma-separated workloads to run: new, returning, floor, newfloor")
 	flag.IntVar(&c.rounds, "rounds", 1, "times to run the workloads, in reverse order every other time")
+	flag.StringVar(&c.coherence, "coherence", "strict", "the store's Coherence: strict (the demo's), lenient, or off (no change feed)")
 	flag.Parse()
 	c.workloads = strings.Split(workloads, ",")
 	if err := run(c); err != nil {
@@ -114,6 +118,9 @@ func main() {
 func run(c config) error {
 	if c.duration <= 0 || c.requests <= 0 || c.concurrency <= 0 || c.sessions <= 0 || c.instances <= 0 || c.rounds <= 0 {
 		return errors.New("-duration, -requests, -concurrency, -sessions, -instances and -rounds must be positive")
+	}
+	if _, ok := coherences[c.coherence]; !ok {
+		return fmt.Errorf("-coherence %q: want strict, lenient or off", c.coherence)
 	}
 	for _, w := range c.workloads {
 		if w != "new" && w != "returning" && w != "floor" && w != "newfloor" {
@@ -143,8 +150,8 @@ func run(c config) error {
 		clients = append(clients, client)
 	}
 
-	fmt.Printf("server: %s; %d instances; %d clients; each workload: at most %d requests or %v; %d rounds\n",
-		srv.Kind(), c.instances, c.concurrency, c.requests, c.duration, c.rounds)
+	fmt.Printf("server: %s; %d instances; %d clients; each workload: at most %d requests or %v; %d rounds; coherence %s\n",
+		srv.Kind(), c.instances, c.concurrency, c.requests, c.duration, c.rounds, c.coherence)
 	runs := map[string][]result{}
 	order := slices.Clone(c.workloads)
 	for round := range c.rounds {
@@ -183,6 +190,13 @@ func run(c config) error {
 	}
 	summarize(os.Stdout, runs, c.workloads)
 	return nil
+}
+
+// coherences are the values of -coherence.
+var coherences = map[string]sessionstore.Coherence{
+	"strict":  sessionstore.CoherenceStrict,
+	"lenient": sessionstore.CoherenceLenient,
+	"off":     sessionstore.CoherenceOff,
 }
 
 // result is what one workload measured.
@@ -245,6 +259,7 @@ func workload(ctx context.Context, c config, name string, colls []*mongo.Collect
 			WriteTimeout: c.writeTime,
 			Clone:        app.Clone,
 			TouchAfter:   app.TouchAfter,
+			Coherence:    coherences[c.coherence],
 			OnError: func(err error) {
 				background.Add(1)
 				firstErr.CompareAndSwap(nil, &err)
