@@ -246,7 +246,11 @@ var targets = []target{
 		if err != nil {
 			return false, "", err
 		}
-		return true, fmt.Sprintf("%.0f heap B per cached session (payload %.0f B)", m, p), nil
+		got := fmt.Sprintf("%.0f heap B per cached session (payload %.0f B)", m, p)
+		if v, err := r.median("MemoryBound", "value-B/entry"); err == nil {
+			got += fmt.Sprintf(", %.0f B more with its decoded value (Clone)", v)
+		}
+		return true, got, nil
 	}},
 	// The load test (bench/cmd/loadtest) prints each run as
 	// BenchmarkLoad/<workload>; its rounds alternate the workloads.
