@@ -215,7 +215,7 @@ func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string) (T
 		var zero T
 		return zero, err
 	case hit:
-		return s.value(key, &rec)
+		return s.value(key, rec)
 	}
 	return s.load(ctx, op, key)
 }

@@ -270,22 +270,22 @@ type loaded struct {
 }
 
 // Cached validates id and returns it with the prefix as key, and its
-// record when memory holds it live and trusted (a hit; see Coherence).
-// On a miss, call Load with key.
-func (e *Engine) Cached(op *observe.Operation, id string) (rec tier.Record, key string, hit bool, err error) {
+// record when memory holds it live and trusted (a hit; see Coherence),
+// shared: the caller must not modify it. On a miss, call Load with key.
+func (e *Engine) Cached(op *observe.Operation, id string) (rec *tier.Record, key string, hit bool, err error) {
 	if key, err = e.open(id); err != nil {
-		return tier.Record{}, "", false, err
+		return nil, "", false, err
 	}
-	cached, hit, untrusted := e.cached(key, e.cfg.Now())
+	rec, hit, untrusted := e.cached(key, e.cfg.Now())
 	if hit {
 		op.Hit()
-		return *cached, key, true, nil
+		return rec, key, true, nil
 	}
 	if untrusted {
 		op.Untrusted()
 	}
 	op.Miss()
-	return tier.Record{}, key, false, nil
+	return nil, key, false, nil
 }
 
 // Load reads key from the authoritative tier in one read shared by every
