@@ -3,6 +3,7 @@ package sessionstore_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -27,14 +28,7 @@ type basket struct {
 }
 
 func cloneBasket(b basket) basket {
-	b.Items = slices.Clone(b.Items)
-	if b.Tags != nil {
-		tags := make(map[string]string, len(b.Tags))
-		for k, v := range b.Tags {
-			tags[k] = v
-		}
-		b.Tags = tags
-	}
+	b.Items, b.Tags = slices.Clone(b.Items), maps.Clone(b.Tags)
 	return b
 }
 

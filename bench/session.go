@@ -3,6 +3,8 @@ package bench
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -59,15 +61,7 @@ func ID(i int) string {
 // copy that Options.Clone asks for, written by hand as an application
 // would.
 func (s Session) Clone() Session {
-	if s.Roles != nil {
-		s.Roles = append([]string(nil), s.Roles...)
-	}
-	if s.Prefs != nil {
-		prefs := make(map[string]string, len(s.Prefs))
-		for k, v := range s.Prefs {
-			prefs[k] = v
-		}
-		s.Prefs = prefs
-	}
+	s.Roles = slices.Clone(s.Roles)
+	s.Prefs = maps.Clone(s.Prefs)
 	return s
 }

@@ -11,13 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-	metricembedded "go.opentelemetry.io/otel/metric/embedded"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/sessionstore/sessionstore/internal/engine"
 	"github.com/sessionstore/sessionstore/internal/observe"
+	"github.com/sessionstore/sessionstore/internal/observe/observetest"
 	"github.com/sessionstore/sessionstore/internal/tier"
 	"github.com/sessionstore/sessionstore/internal/tier/tiertest"
 	"github.com/sessionstore/sessionstore/tracing"
@@ -402,41 +400,14 @@ func TestIndexRequire(t *testing.T) {
 	}
 }
 
-// skipCounter is a meter provider that counts the touches skipped.
-type skipCounter struct {
-	metricnoop.MeterProvider
-	n *atomic.Int64
-}
-
-func (p skipCounter) Meter(string, ...metric.MeterOption) metric.Meter { return skipMeter{n: p.n} }
-
-type skipMeter struct {
-	metricnoop.Meter
-	n *atomic.Int64
-}
-
-func (m skipMeter) Int64Counter(name string, _ ...metric.Int64CounterOption) (metric.Int64Counter, error) {
-	if name == tracing.MetricTouchSkipped {
-		return countAdds{n: m.n}, nil
-	}
-	return metricnoop.Int64Counter{}, nil
-}
-
-type countAdds struct {
-	metricembedded.Int64Counter
-	n *atomic.Int64
-}
-
-func (c countAdds) Add(_ context.Context, n int64, _ ...metric.AddOption) { c.n.Add(n) }
-func (c countAdds) Enabled(context.Context) bool                          { return true }
-
 // Without a memory tier, a touch whose rounded expiry is buffered or
 // written already is skipped, and one that moves it is not.
 func TestTouchSkipsWhatIsBuffered(t *testing.T) {
 	clk := newClock()
 	cfg := config(t, clk)
-	skipped := &atomic.Int64{}
-	obs, err := observe.New("db", "sessions", tracenoop.NewTracerProvider(), skipCounter{n: skipped}, slog.New(slog.DiscardHandler), nil)
+	counts := &observetest.Counters{}
+	skipped := func() int64 { return counts.Count(tracing.MetricTouchSkipped) }
+	obs, err := observe.New("db", "sessions", tracenoop.NewTracerProvider(), counts, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,14 +426,14 @@ func TestTouchSkipsWhatIsBuffered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := skipped.Load(); n != 2 {
+	if n := skipped(); n != 2 {
 		t.Fatalf("%d touches skipped, want 2", n)
 	}
 	if err := e.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	_ = e.Touch("a", time.Time{}) // written already
-	if n := skipped.Load(); n != 3 {
+	if n := skipped(); n != 3 {
 		t.Fatalf("%d touches skipped after the flush, want 3", n)
 	}
 	clk.Add(time.Second)
@@ -471,14 +442,14 @@ func TestTouchSkipsWhatIsBuffered(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := clk.Now().Add(time.Hour).Truncate(time.Second).Add(time.Second)
-	if rec, _ := db.Record("a"); !rec.Expires.Equal(want) || skipped.Load() != 3 || db.Calls("touch") != 2 {
-		t.Fatalf("server expires at %v, want %v; %d skipped; %d touch commands, want 2", rec.Expires, want, skipped.Load(), db.Calls("touch"))
+	if rec, _ := db.Record("a"); !rec.Expires.Equal(want) || skipped() != 3 || db.Calls("touch") != 2 {
+		t.Fatalf("server expires at %v, want %v; %d skipped; %d touch commands, want 2", rec.Expires, want, skipped(), db.Calls("touch"))
 	}
 	if err := e.Delete(ctx, "a"); err != nil { // forgets the touch
 		t.Fatal(err)
 	}
 	_ = e.Touch("a", time.Time{})
-	if n := skipped.Load(); n != 3 {
+	if n := skipped(); n != 3 {
 		t.Fatalf("a touch after Delete was skipped")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace/embedded"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/sessionstore/sessionstore/internal/observe/observetest"
 	"github.com/sessionstore/sessionstore/internal/tier"
 	"github.com/sessionstore/sessionstore/tracing"
 )
@@ -246,37 +247,6 @@ func TestNoopCostsNothing(t *testing.T) {
 	}
 }
 
-// countingMeterProvider counts what is added to the hits counter of the
-// meters it makes.
-type countingMeterProvider struct {
-	metricnoop.MeterProvider
-	hits *atomic.Int64
-}
-
-func (p countingMeterProvider) Meter(string, ...metric.MeterOption) metric.Meter {
-	return countingMeter{hits: p.hits}
-}
-
-type countingMeter struct {
-	metricnoop.Meter
-	hits *atomic.Int64
-}
-
-func (m countingMeter) Int64Counter(name string, _ ...metric.Int64CounterOption) (metric.Int64Counter, error) {
-	if name == tracing.MetricHits {
-		return countingCounter{n: m.hits}, nil
-	}
-	return metricnoop.Int64Counter{}, nil
-}
-
-type countingCounter struct {
-	metricembedded.Int64Counter
-	n *atomic.Int64
-}
-
-func (c countingCounter) Add(_ context.Context, n int64, _ ...metric.AddOption) { c.n.Add(n) }
-func (c countingCounter) Enabled(context.Context) bool                          { return true }
-
 // TestMetricsWithUnsetGlobalProvider checks that a store made while the
 // global meter provider was unset records into the provider set later.
 func TestMetricsWithUnsetGlobalProvider(t *testing.T) {
@@ -289,12 +259,12 @@ func TestMetricsWithUnsetGlobalProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	hitShaped(o)
-	hits := &atomic.Int64{}
-	otel.SetMeterProvider(countingMeterProvider{hits: hits})
+	counts := &observetest.Counters{}
+	otel.SetMeterProvider(counts)
 	t.Cleanup(func() { otel.SetMeterProvider(prev) })
 	hitShaped(o)
 	hitShaped(o)
-	if got := hits.Load(); got != 2 {
+	if got := counts.Count(tracing.MetricHits); got != 2 {
 		t.Errorf("the provider set after the store was made counted %d hits, want 2", got)
 	}
 }
