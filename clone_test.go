@@ -226,3 +226,34 @@ func TestCloneTouchKeepsTheValue(t *testing.T) {
 		t.Fatalf("Get after Delete = %v", err)
 	}
 }
+
+// TestCloneUpdateFromMemory checks that an Update answered from memory
+// (the version known, after a Create or an Update) calls fn with a clone
+// of the stored session, which fn may change freely.
+func TestCloneUpdateFromMemory(t *testing.T) {
+	s, _, decodes, clones := cloneStore(t, true)
+	ctx := context.Background()
+	if err := s.Create(ctx, "a", basket{Items: []string{"apple"}, Tags: map[string]string{"k": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	get(t, s, "a") // decodes and keeps
+	decodes.Store(0)
+	clones.Store(0)
+	for i, item := range []string{"pear", "fig"} {
+		got, err := s.Update(ctx, "a", func(b *basket) error {
+			b.Items = append(b.Items, item)
+			b.Tags[item] = "added"
+			return nil
+		})
+		if err != nil || len(got.Items) != i+2 || got.Items[0] != "apple" || got.Tags["k"] != "v" {
+			t.Fatalf("Update %d = %+v, %v", i, got, err)
+		}
+		get(t, s, "a") // keeps the update's decode for the next Update
+	}
+	if v := get(t, s, "a"); !slices.Equal(v.Items, []string{"apple", "pear", "fig"}) || len(v.Tags) != 3 {
+		t.Fatalf("Get after the Updates = %+v", v)
+	}
+	if n := clones.Load(); n < 2 {
+		t.Errorf("the Updates cloned %d times: they did not start from memory", n)
+	}
+}

@@ -201,59 +201,63 @@ func (s *Store[T]) lifetime(v T) time.Duration {
 // reads the database, and concurrent Gets of one id share a single read.
 // If ctx ends first, Get returns at once; the shared read goes on for the
 // other callers, bounded by LoadTimeout.
-func (s *Store[T]) Get(ctx context.Context, id string) (T, error) {
+func (s *Store[T]) Get(ctx context.Context, id string) (v T, err error) {
 	ctx, op := s.obs.Start(ctx, observe.Get)
-	v, err := s.get(ctx, &op, id)
+	err = s.get(ctx, &op, id, &v)
 	op.End(err)
 	return v, err
 }
 
-func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string) (T, error) {
+// get sets *v to session id, and leaves it as it is on an error. The
+// value goes by pointer all the way, so that it is copied once.
+func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string, v *T) error {
 	rec, key, hit, err := s.eng.Cached(op, id)
 	switch {
 	case err != nil:
-		var zero T
-		return zero, err
+		return err
 	case hit:
-		return s.value(key, rec)
+		return s.value(key, rec, v)
 	}
-	return s.load(ctx, op, key)
+	return s.load(ctx, op, key, v)
 }
 
-// load answers a Get that missed memory.
-func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string) (T, error) {
-	var v T
-	rec, mine, err := s.eng.Load(ctx, op, key, func(p []byte) error {
+// load answers a Get that missed memory, as get does.
+func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string, v *T) error {
+	var mine T
+	rec, started, err := s.eng.Load(ctx, op, key, func(p []byte) error {
 		var err error
-		v, err = s.decode(p)
+		mine, err = s.decode(p)
 		return err
 	})
 	switch {
 	case err != nil:
-		var zero T
-		return zero, err
-	case mine:
-		s.keep(key, rec.Payload, v)
-		return v, nil
+		return err
+	case started:
+		*v = mine
+		s.keep(key, rec.Payload, mine)
+		return nil
 	}
-	return s.value(key, &rec)
+	return s.value(key, &rec, v)
 }
 
-// value returns the caller's own copy of rec, a record of key from
+// value sets *v to the caller's own copy of rec, a record of key from
 // memory or from a shared load: a clone of the decoded value memory keeps
 // beside the payload, or else the payload decoded, which memory then
-// keeps when s clones.
-func (s *Store[T]) value(key string, rec *tier.Record) (T, error) {
+// keeps when s clones. It leaves *v as it is on an error.
+func (s *Store[T]) value(key string, rec *tier.Record, v *T) error {
 	if s.clone != nil {
 		if kept, ok := rec.Value.(*T); ok {
-			return s.clone(*kept), nil
+			*v = s.clone(*kept)
+			return nil
 		}
 	}
-	v, err := s.decode(rec.Payload)
-	if err == nil {
-		s.keep(key, rec.Payload, v)
+	d, err := s.decode(rec.Payload)
+	if err != nil {
+		return err
 	}
-	return v, err
+	*v = d
+	s.keep(key, rec.Payload, d)
+	return nil
 }
 
 // keep gives memory a clone of v, the decoding of payload, to keep beside

@@ -103,7 +103,7 @@ func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string,
 			}
 		}
 		if hit {
-			v, err = s.value(key, &rec)
+			err = s.value(key, &rec, &v)
 		} else {
 			v, err = s.decode(rec.Payload)
 		}

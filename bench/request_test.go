@@ -53,7 +53,9 @@ func BenchmarkRequest(b *testing.B) {
 	}
 }
 
-// newDemoStore returns a store with the demo's options, but Clone.
+// newDemoStore returns a store with the demo's options, but Clone, and
+// with CoherenceOff, as the hit benchmarks have it (see hitOptions): the
+// load test measures what the change feed costs.
 func newDemoStore(b *testing.B, clone func(app.Session) app.Session) *sessionstore.Store[app.Session] {
 	b.Helper()
 	s, err := sessionstore.New(mongotest.Collection(b), &sessionstore.Options[app.Session]{
@@ -61,6 +63,7 @@ func newDemoStore(b *testing.B, clone func(app.Session) app.Session) *sessionsto
 		Codec:      codec.BSON[app.Session]{},
 		TouchAfter: app.TouchAfter,
 		Clone:      clone,
+		Coherence:  sessionstore.CoherenceOff,
 	})
 	if err != nil {
 		b.Fatal(err)
