@@ -223,18 +223,18 @@ func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string, v 
 
 // load answers a Get that missed memory, as get does.
 func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string, v *T) error {
-	var mine T
-	rec, started, err := s.eng.Load(ctx, op, key, func(p []byte) error {
+	var decoded T
+	rec, mine, err := s.eng.Load(ctx, op, key, func(p []byte) error {
 		var err error
-		mine, err = s.decode(p)
+		decoded, err = s.decode(p)
 		return err
 	})
 	switch {
 	case err != nil:
 		return err
-	case started:
-		*v = mine
-		s.keep(key, rec.Payload, mine)
+	case mine: // decoded is rec.Payload's
+		*v = decoded
+		s.keep(key, rec.Payload, decoded)
 		return nil
 	}
 	return s.value(key, &rec, v)
