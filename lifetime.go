@@ -42,12 +42,14 @@ func (s *Store[T]) deadline(ctx context.Context, op *observe.Operation, id strin
 	if err != nil {
 		return time.Time{}, err
 	}
-	if !hit {
-		if rec, _, err = s.eng.Load(ctx, op, key, s.check); err != nil {
-			return time.Time{}, err
-		}
+	if hit {
+		return rec.Deadline, nil
 	}
-	return rec.Deadline, nil
+	loaded, _, err := s.eng.Load(ctx, op, key, s.check)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return loaded.Deadline, nil
 }
 
 // CreateWithin is Create for a session that must end no later than

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
@@ -71,9 +72,29 @@ type Clock interface {
 	Now() time.Time
 }
 
+// systemClock is the system's wall clock, read at the cost of its
+// monotonic clock alone: time.Now reads both, which on a virtual machine
+// costs as much as the rest of an engine's look-up in memory. The time it
+// returns is a base read by time.Now plus the monotonic time elapsed
+// since, with the base read again every second: so it is never further
+// from time.Now than a second's slew of the wall clock (half a millisecond
+// at most), and follows a step of the wall clock within a second.
 type systemClock struct{}
 
-func (systemClock) Now() time.Time { return time.Now() }
+// clockBase is systemClock's base, a time.Now reading with its monotonic
+// clock.
+var clockBase atomic.Pointer[time.Time]
+
+func (systemClock) Now() time.Time {
+	if b := clockBase.Load(); b != nil {
+		if d := time.Since(*b); d >= 0 && d < time.Second {
+			return b.Add(d)
+		}
+	}
+	now := time.Now()
+	clockBase.Store(&now)
+	return now
+}
 
 // Options configures a Store. The zero value of every field means its
 // documented default, so a nil *Options gives a working store. New and
@@ -107,6 +128,17 @@ type Options[T any] struct {
 	// Default 1 minute; a negative value keeps sessions in memory until
 	// they expire or are evicted.
 	MaxCacheAge time.Duration
+	// Clone, when set, lets the in-memory tier keep each session decoded
+	// beside its encoded form, so that a Get answered from memory costs a
+	// look-up and a Clone instead of a decode. Clone must return a copy
+	// that shares nothing mutable with its argument: maps, slices and
+	// pointers it holds must be copied too (a type without any is copied
+	// by func(v T) T { return v }). The kept value is never handed out
+	// itself, only its clones, so a caller changing what it got changes
+	// nothing stored. Each cached session then also holds its decoded
+	// value in memory. Default nil: memory keeps encoded sessions only,
+	// and every Get decodes.
+	Clone func(T) T
 	// Coherence says when memory may answer for the database while other
 	// instances and other writers change sessions. Default
 	// CoherenceStrict.

@@ -38,6 +38,10 @@ type Store[T any] struct {
 
 	closeOnce sync.Once
 	closeErr  error // set by closeOnce
+
+	// clone copies the decoded values memory keeps; nil when it keeps
+	// none (Options.Clone).
+	clone func(T) T
 }
 
 var (
@@ -172,7 +176,7 @@ func newStore[T any](ctx context.Context, coll *mongo.Collection, o *Options[T],
 		return nil, err
 	}
 	return &Store[T]{codec: opts.Codec, ttlFunc: opts.TTLFunc, attempts: opts.UpdateAttempts, eng: eng, obs: obs, coll: coll, client: client,
-		owner: opts.Owner, maxLife: opts.MaxLifetime}, nil
+		owner: opts.Owner, maxLife: opts.MaxLifetime, clone: opts.Clone}, nil
 }
 
 // decode turns a payload into a value the caller owns.
@@ -203,46 +207,78 @@ func (s *Store[T]) lifetime(v T) time.Duration {
 // when the session does not exist or has expired.
 //
 // A session in memory is decoded from there while memory is trusted
-// (see Coherence and MaxCacheAge); the value returned is the caller's
-// own, and changing it changes nothing stored. Otherwise Get
+// (see Coherence and MaxCacheAge), or with Options.Clone cloned from the
+// decoded value kept there; the value returned is the caller's own, and
+// changing it changes nothing stored. Otherwise Get
 // reads the database, and concurrent Gets of one id share a single read.
 // If ctx ends first, Get returns at once; the shared read goes on for the
 // other callers, bounded by LoadTimeout.
-func (s *Store[T]) Get(ctx context.Context, id string) (T, error) {
+func (s *Store[T]) Get(ctx context.Context, id string) (v T, err error) {
 	ctx, op := s.obs.Start(ctx, observe.Get)
-	v, err := s.get(ctx, &op, id)
+	err = s.get(ctx, &op, id, &v)
 	op.End(err)
 	return v, err
 }
 
-func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string) (T, error) {
+// get sets *v to session id, and leaves it as it is on an error. The
+// value goes by pointer all the way, so that it is copied once.
+func (s *Store[T]) get(ctx context.Context, op *observe.Operation, id string, v *T) error {
 	rec, key, hit, err := s.eng.Cached(op, id)
 	switch {
 	case err != nil:
-		var zero T
-		return zero, err
+		return err
 	case hit:
-		return s.decode(rec.Payload)
+		return s.value(key, rec, v)
 	}
-	return s.load(ctx, op, key)
+	return s.load(ctx, op, key, v)
 }
 
-// load answers a Get that missed memory.
-func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string) (T, error) {
-	var v T
+// load answers a Get that missed memory, as get does.
+func (s *Store[T]) load(ctx context.Context, op *observe.Operation, key string, v *T) error {
+	var decoded T
 	rec, mine, err := s.eng.Load(ctx, op, key, func(p []byte) error {
 		var err error
-		v, err = s.decode(p)
+		decoded, err = s.decode(p)
 		return err
 	})
 	switch {
 	case err != nil:
-		var zero T
-		return zero, err
-	case mine:
-		return v, nil
+		return err
+	case mine: // decoded is rec.Payload's
+		*v = decoded
+		s.keep(key, rec.Payload, decoded)
+		return nil
 	}
-	return s.decode(rec.Payload)
+	return s.value(key, &rec, v)
+}
+
+// value sets *v to the caller's own copy of rec, a record of key from
+// memory or from a shared load: a clone of the decoded value memory keeps
+// beside the payload, or else the payload decoded, which memory then
+// keeps when s clones. It leaves *v as it is on an error.
+func (s *Store[T]) value(key string, rec *tier.Record, v *T) error {
+	if s.clone != nil {
+		if kept, ok := rec.Value.(*T); ok {
+			*v = s.clone(*kept)
+			return nil
+		}
+	}
+	d, err := s.decode(rec.Payload)
+	if err != nil {
+		return err
+	}
+	*v = d
+	s.keep(key, rec.Payload, d)
+	return nil
+}
+
+// keep gives memory a clone of v, the decoding of payload, to keep beside
+// key's record if it still holds payload. The caller keeps v.
+func (s *Store[T]) keep(key string, payload []byte, v T) {
+	if s.clone != nil {
+		kept := s.clone(v)
+		s.eng.Keep(key, payload, &kept)
+	}
 }
 
 // Set stores v as session id, in the database first and then in memory,

@@ -87,11 +87,14 @@ func (s *Store[T]) UpdateUntil(ctx context.Context, id string, fn func(*T) error
 
 func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string, fn func(*T) error, until time.Time) (v T, attempts int, err error) {
 	var zero T
-	rec, key, hit, err := s.eng.Cached(op, id)
+	cached, key, hit, err := s.eng.Cached(op, id)
 	if err != nil {
 		return zero, 0, err
 	}
-	hit = hit && rec.Rev >= 0 // after a Set, memory does not know the version
+	var rec tier.Record
+	if hit = hit && cached.Rev >= 0; hit { // after a Set, memory does not know the version
+		rec = *cached
+	}
 	backoff := updateBackoff
 	for {
 		if !hit {
@@ -101,8 +104,13 @@ func (s *Store[T]) update(ctx context.Context, op *observe.Operation, id string,
 				return zero, attempts, err
 			}
 		}
+		if hit {
+			err = s.value(key, &rec, &v)
+		} else {
+			v, err = s.decode(rec.Payload)
+		}
 		hit = false
-		if v, err = s.decode(rec.Payload); err != nil {
+		if err != nil {
 			return zero, attempts, err
 		}
 		if err := fn(&v); err != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"strconv"
 	"strings"
@@ -42,11 +43,40 @@ func planned() int {
 // loopPool is the number of sessions a b.Loop benchmark cycles through.
 func loopPool() int { return min(planned(), poolSize) }
 
-// getHits Gets the sessions ids in turn until b.Loop says stop.
-func getHits(b *testing.B, s *sessionstore.Store[Session], ids []string) {
+// hitOptions returns opts (nil for the defaults) for a benchmark of Gets
+// answered from memory: with CoherenceOff, so that every Get is a hit.
+// On FerretDB the change feed reads the whole oplog on every poll; on a
+// loaded machine a poll can take longer than MaxStaleness (memory is then
+// untrusted) or than its timeout (memory is emptied), and hits become
+// reads. With a feed, a hit also loads the feed's catch-up time, one
+// atomic load.
+func hitOptions(opts *sessionstore.Options[Session]) *sessionstore.Options[Session] {
+	o := sessionstore.Options[Session]{}
+	if opts != nil {
+		o = *opts
+	}
+	o.Coherence = sessionstore.CoherenceOff
+	return &o
+}
+
+// hitStore returns a store with hitOptions(opts) and n sessions in its
+// memory, their ids, and the commands its client sends from now on.
+func hitStore(b *testing.B, opts *sessionstore.Options[Session], n int) (*sessionstore.Store[Session], []string, *mongotest.Commands) {
+	counted, cmds := mongotest.Monitored(b, mongotest.Collection(b))
+	s := newStore(b, counted, hitOptions(opts))
+	ids := warm(b, s, n)
+	cmds.Reset()
+	return s, ids, cmds
+}
+
+// getHits Gets the sessions ids in turn until b.Loop says stop, and
+// reports the find commands s sent per Get (finds/op), which must be 0:
+// every Get is answered from memory.
+func getHits(b *testing.B, s *sessionstore.Store[Session], ids []string, cmds *mongotest.Commands) {
 	ctx := context.Background()
 	i := 0
 	b.ReportAllocs()
+	defer func() { b.ReportMetric(float64(cmds.Count("find"))/float64(b.N), "finds/op") }()
 	for b.Loop() {
 		v, err := s.Get(ctx, ids[i])
 		if err != nil {
@@ -60,83 +90,75 @@ func getHits(b *testing.B, s *sessionstore.Store[Session], ids []string) {
 }
 
 // BenchmarkGetHit is a Get answered from memory, with the default
-// options: msgpack and the global (unset, so no-op) OpenTelemetry
-// providers.
+// options but hitOptions: msgpack and the global (unset, so no-op)
+// OpenTelemetry providers.
 func BenchmarkGetHit(b *testing.B) {
-	s := newStore(b, mongotest.Collection(b), nil)
-	ids := warm(b, s, loopPool())
-	getHits(b, s, ids)
+	s, ids, cmds := hitStore(b, nil, loopPool())
+	getHits(b, s, ids, cmds)
 }
 
 // BenchmarkGetHitParallel is BenchmarkGetHit from GOMAXPROCS goroutines,
 // each cycling through the sessions from its own starting point.
 func BenchmarkGetHitParallel(b *testing.B) {
-	s := newStore(b, mongotest.Collection(b), nil)
-	ids := warm(b, s, pool(b))
-	var (
-		mu    sync.Mutex // protects start
-		start int
-	)
+	s, ids, cmds := hitStore(b, nil, pool(b))
+	getHitsParallel(b, s, ids, cmds)
+}
+
+// getHitsParallel is getHits from GOMAXPROCS goroutines (see parallel).
+func getHitsParallel(b *testing.B, s *sessionstore.Store[Session], ids []string, cmds *mongotest.Commands) {
 	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		mu.Lock()
-		i := start % len(ids)
-		start += len(ids)/7 + 1
-		mu.Unlock()
-		var local int64
-		for pb.Next() {
-			v, err := s.Get(ctx, ids[i])
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			local += v.UserID
-			if i++; i == len(ids) {
-				i = 0
-			}
-		}
-		mu.Lock()
-		sink += local
-		mu.Unlock()
+	parallel(b, ids, func(id string) (int64, error) {
+		v, err := s.Get(ctx, id)
+		return v.UserID, err
 	})
+	b.ReportMetric(float64(cmds.Count("find"))/float64(b.N), "finds/op")
 }
 
 // BenchmarkBaselineLRUDecode is the floor under BenchmarkGetHit: a Get
 // from a bare thread-safe golang-lru cache holding the same encoded
 // sessions, and the msgpack decode of the bytes it returns.
 func BenchmarkBaselineLRUDecode(b *testing.B) {
-	n := loopPool()
+	ids, _ := samples(loopPool())
+	get := lruDecode(b, ids)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := get(ids[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink += v
+		if i++; i == len(ids) {
+			i = 0
+		}
+	}
+}
+
+// lruDecode returns the Get of BenchmarkBaselineLRUDecode over a cache
+// holding the sample sessions of ids; it returns the UserID it decoded.
+func lruDecode(b *testing.B, ids []string) func(id string) (int64, error) {
 	c, err := lru.New[string, []byte](poolSize)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ids := make([]string, n)
-	for i := range n {
-		ids[i] = ID(i)
+	for i, id := range ids {
 		p, err := codec.MsgPack[Session]{}.Encode(Sample(i))
 		if err != nil {
 			b.Fatal(err)
 		}
-		c.Add(ids[i], p)
+		c.Add(id, p)
 	}
 	var cd codec.Codec[Session] = codec.MsgPack[Session]{}
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		p, ok := c.Get(ids[i])
+	return func(id string) (int64, error) {
+		p, ok := c.Get(id)
 		if !ok {
-			b.Fatal("lru: miss")
+			return 0, errors.New("lru: miss")
 		}
 		var v Session
 		if err := cd.Decode(p, &v); err != nil {
-			b.Fatal(err)
+			return 0, err
 		}
-		sink += v.UserID
-		if i++; i == len(ids) {
-			i = 0
-		}
+		return v.UserID, nil
 	}
 }
 
@@ -205,21 +227,20 @@ func BenchmarkGetMissCollapsed(b *testing.B) {
 // provider is a no-op in both.
 func BenchmarkGetHitTracing(b *testing.B) {
 	b.Run("off", func(b *testing.B) {
-		s := newStore(b, mongotest.Collection(b), &sessionstore.Options[Session]{
+		s, ids, cmds := hitStore(b, &sessionstore.Options[Session]{
 			TracerProvider: tracenoop.NewTracerProvider(),
 			MeterProvider:  metricnoop.NewMeterProvider(),
-		})
-		ids := warm(b, s, loopPool())
-		getHits(b, s, ids)
+		}, loopPool())
+		getHits(b, s, ids, cmds)
 	})
 	b.Run("on", func(b *testing.B) {
 		exp := tracetest.NewInMemoryExporter()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSyncer(exp))
 		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-		s := newStore(b, mongotest.Collection(b), &sessionstore.Options[Session]{
+		s := newStore(b, mongotest.Collection(b), hitOptions(&sessionstore.Options[Session]{
 			TracerProvider: tp,
 			MeterProvider:  metricnoop.NewMeterProvider(),
-		})
+		}))
 		ids := warm(b, s, loopPool())
 		getTraced(b, s, ids, exp)
 	})

@@ -53,6 +53,9 @@ const (
 // in memory) on a store with CacheSize storeCache, and its cache-entries
 // gauge is read after each one. store-L1-max is the largest value read,
 // which must not exceed store-L1-cap.
+//
+// After the loop, value-B/entry is what each entry of a full tier costs
+// more when it also keeps its session decoded (Options.Clone).
 func BenchmarkMemoryBound(b *testing.B) {
 	storeMax := storeBound(b)
 
@@ -86,6 +89,41 @@ func BenchmarkMemoryBound(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/memorySessions, "ns/session")
 	b.ReportMetric(float64(storeMax), "store-L1-max")
 	b.ReportMetric(storeCache, "store-L1-cap")
+	b.ReportMetric(valueBytes(b, payload, expires), "value-B/entry")
+}
+
+// valueBytes returns the live heap each record of a full tier.Memory of
+// memorySize gains when it also keeps its session decoded, as with
+// Options.Clone: the heap of a tier whose records keep a clone of a
+// sample session beside the payload, less that of one whose records do
+// not, over the entries.
+func valueBytes(b *testing.B, payload []byte, expires time.Time) float64 {
+	fill := func(keep bool) uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		m := tier.NewMemory(memorySize)
+		for i := range memorySize {
+			rec := tier.Record{ID: ID(i), Payload: slices.Clone(payload), Expires: expires}
+			if keep {
+				v := Sample(i).Clone()
+				rec.Value = &v
+			}
+			m.Put(rec)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		runtime.KeepAlive(m)
+		return ms.HeapAlloc - before
+	}
+	without := fill(false)
+	with := fill(true)
+	if with < without {
+		b.Logf("heap with values %d < without %d: the collector moved under the measure", with, without)
+		return 0
+	}
+	return float64(with-without) / memorySize
 }
 
 // storeBound Sets storeSessions sessions on a store with CacheSize

@@ -35,8 +35,9 @@ var secured = []struct {
 func BenchmarkGetHitSecured(b *testing.B) {
 	for _, v := range secured {
 		b.Run(v.name, func(b *testing.B) {
-			s := newStore(b, mongotest.Collection(b), &v.opts)
-			getHits(b, s, warm(b, s, loopPool()))
+			opts := v.opts
+			s, ids, cmds := hitStore(b, &opts, loopPool())
+			getHits(b, s, ids, cmds)
 		})
 	}
 }

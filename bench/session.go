@@ -3,6 +3,8 @@ package bench
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -53,4 +55,13 @@ func ID(i int) string {
 	binary.BigEndian.PutUint64(b[8:], uint64(i)*0x9e3779b97f4a7c15)
 	binary.BigEndian.PutUint64(b[16:], ^uint64(i))
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Clone returns a deep copy of s, sharing nothing mutable with it: the
+// copy that Options.Clone asks for, written by hand as an application
+// would.
+func (s Session) Clone() Session {
+	s.Roles = slices.Clone(s.Roles)
+	s.Prefs = maps.Clone(s.Prefs)
+	return s
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the benchmark suite of bench/ COUNT times, saves the raw output,
-# summarises it with benchstat and checks the performance targets with
-# bench/cmd/targets (which exits non-zero if one fails).
+# Runs the benchmark suite of bench/ COUNT times and the load test
+# (bench/cmd/loadtest) for COUNT rounds, saves the raw output, summarises
+# it with benchstat and checks the performance targets with
+# bench/cmd/targets (which exits non-zero if one fails). The load test
+# prints its runs as benchmark lines, so that both go to one raw file.
 #
 # The suite runs against MONGODB_URI if set, else a container of
 # MONGODB_IMAGE if set (needs Docker), else an embedded FerretDB that it
@@ -10,6 +12,8 @@
 #	COUNT      runs of each benchmark (default 6)
 #	BENCH      benchmarks to run, a go test -bench regexp (default .)
 #	BENCHTIME  go test -benchtime (default 1s)
+#	LOADTEST   flags of the load test (default: the issue's setting, 200
+#	           returning sessions, 32 clients); LOADTEST=off skips it
 #	OUT        directory for raw.txt, benchstat.txt and targets.txt
 #	           (default bench/out/<UTC date and time>)
 #
@@ -51,6 +55,12 @@ cd "$root/bench"
 echo "bench.sh: go test -bench='$bench' -benchtime=$benchtime -count=$count, output in $out" >&2
 # The suite's stderr (which server it uses) goes to the terminal only.
 go test -run='^$' -bench="$bench" -benchtime="$benchtime" -count="$count" -timeout=2h ./... | tee -a "$raw"
+loadtest="${LOADTEST:--duration=10s -requests=100000 -sessions=200 -concurrency=32}"
+if [[ "$loadtest" != off ]]; then
+	read -r -a loadflags <<<"$loadtest"
+	echo "bench.sh: go run ./cmd/loadtest ${loadtest} -rounds=$count" >&2
+	go run ./cmd/loadtest "${loadflags[@]}" -rounds="$count" -timeout=1h | tee -a "$raw"
+fi
 
 go run "$benchstat" "$raw" | tee "$out/benchstat.txt"
 echo

@@ -4,7 +4,7 @@
 # nothing); then for each module go vet ./... and
 # go test -race -count=1 ./... plus the flags in GOTESTFLAGS, for
 # example GOTESTFLAGS='-timeout=30m -v' scripts/test.sh. Then it runs every
-# benchmark of bench/ once (-benchtime=1x).
+# benchmark of every module once (-benchtime=1x).
 #
 # Tests that need MongoDB start an embedded FerretDB themselves (its first
 # build takes minutes); set MONGODB_URI to use a running server or
@@ -62,14 +62,30 @@ for mod in "${modules[@]}"; do
 		failed+=("$mod")
 	fi
 done
-# The benchmark suite in short mode: every benchmark runs once, so a
-# broken one fails here; figures come from scripts/bench.sh.
-if [[ -d bench ]]; then
-	echo "=== benchmarks (short mode, -benchtime=1x): ./bench"
-	if ! (cd bench && go test -run='^$' -bench=. -benchtime=1x -count=1 ./...); then
-		failed+=("./bench (benchmarks)")
+# Every benchmark of every module in short mode: each runs once, so a
+# broken one fails here; figures come from scripts/bench.sh. Only the
+# packages that have benchmarks are built again for it.
+for mod in "${modules[@]}"; do
+	pkgs=()
+	while IFS= read -r pkg; do
+		pkgs+=("$pkg")
+	done < <(cd "$mod" && go list -f '{{.ImportPath}} {{.Dir}} {{join .TestGoFiles " "}} {{join .XTestGoFiles " "}}' ./... |
+		while read -r path dir files; do
+			for f in $files; do
+				if grep -q '^func Benchmark' "$dir/$f"; then
+					echo "$path"
+					break
+				fi
+			done
+		done)
+	if [[ ${#pkgs[@]} -eq 0 ]]; then
+		continue
 	fi
-fi
+	echo "=== benchmarks (short mode, -benchtime=1x): module ${mod}: ${pkgs[*]}"
+	if ! (cd "$mod" && go test -run='^$' -bench=. -benchtime=1x -count=1 "${pkgs[@]}"); then
+		failed+=("$mod (benchmarks)")
+	fi
+done
 # Every fuzz target briefly, on its seed corpus and a few seconds of new
 # inputs; make fuzz runs them at length (scripts/fuzz.sh).
 echo "=== fuzz targets (short mode, -fuzztime=3s)"

@@ -33,18 +33,24 @@ type demo struct {
 	srv   *httptest.Server
 }
 
-func newDemo(t *testing.T) *demo {
+// newDemo returns the demo over a store with the options below, changed
+// by each of with.
+func newDemo(t *testing.T, with ...func(*sessionstore.Options[app.Record])) *demo {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
 	d := &demo{coll: mongotest.Collection(t), clock: mongotest.NewClock()}
-	store, err := sessionstore.New(d.coll, &sessionstore.Options[app.Record]{
+	opts := &sessionstore.Options[app.Record]{
 		TTL:    app.Lifetime,
 		Codec:  codec.BSON[app.Record]{},
 		Clock:  d.clock,
 		Logger: logger,
 		// Touches are written only when the test calls Flush.
 		TouchInterval: time.Hour,
-	})
+	}
+	for _, f := range with {
+		f(opts)
+	}
+	store, err := sessionstore.New(d.coll, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

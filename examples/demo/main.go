@@ -129,6 +129,8 @@ func run(logger *slog.Logger) (err error) {
 		Codec:          codec.BSON[app.Record]{},
 		Logger:         logger,
 		TracerProvider: tp,
+		Clone:          app.CloneRecord, // a returning session costs a copy, not a decode
+		TouchAfter:     app.TouchAfter,
 	})
 	if err != nil {
 		return err

@@ -84,7 +84,7 @@ func (s sink) Changed(id string, rev int64, payload []byte) {
 	if rev > 0 && rec.Rev > rev {
 		return // memory holds a later version: the entry is history
 	}
-	if !holds(&rec, rev, payload) {
+	if !holds(rec, rev, payload) {
 		e.mem.Remove(id)
 		e.obs.Invalidated()
 	}

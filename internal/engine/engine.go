@@ -72,12 +72,16 @@ type Authority interface {
 // Cache is the memory tier: bounded, local, without I/O. Implementations
 // are safe for concurrent use.
 type Cache interface {
-	// Get returns id's record, expired or not.
-	Get(id string) (tier.Record, bool)
+	// Get returns id's record, expired or not, shared: the caller must
+	// not modify it.
+	Get(id string) (*tier.Record, bool)
 	// Put stores rec and keeps its payload, which no one modifies.
 	Put(rec tier.Record)
 	// Remove drops id.
 	Remove(id string)
+	// Keep sets value as the decoded payload of id's record, if the
+	// record still holds payload (the same slice).
+	Keep(id string, payload []byte, value any) bool
 	// Extend moves id's expiry to expires if it is live at now and
 	// expires is later.
 	Extend(id string, expires, now time.Time) bool
@@ -189,7 +193,7 @@ func New(ctx context.Context, cfg Config, db Authority, mem Cache) (*Engine, err
 		obs:      cfg.Observer,
 		log:      cfg.Observer.Logger(),
 		keys:     make(map[string]*keyState),
-		touches:  touch.NewBuffer(cfg.MaxPendingTouches),
+		touches:  touch.NewBuffer(cfg.MaxPendingTouches, cfg.TouchGranularity),
 		flushing: make(chan struct{}, 1),
 		bg:       stopper.New(),
 		start:    cfg.Now(),
@@ -264,18 +268,19 @@ func (e *Engine) open(id string) (string, error) {
 	return key, nil
 }
 
-// cached returns key's record from memory if it is live at now and
-// trusted (see Coherence). untrusted reports a live record that was not.
-func (e *Engine) cached(key string, now time.Time) (rec tier.Record, ok, untrusted bool) {
+// cached returns key's record from memory, shared, if it is live at now
+// and trusted (see Coherence). untrusted reports a live record that was
+// not.
+func (e *Engine) cached(key string, now time.Time) (rec *tier.Record, ok, untrusted bool) {
 	if e.mem == nil {
-		return tier.Record{}, false, false
+		return nil, false, false
 	}
 	rec, ok = e.mem.Get(key)
 	if !ok || !rec.Live(now) {
-		return tier.Record{}, false, false
+		return nil, false, false
 	}
-	if trusted, feed := e.trusted(&rec, now); !trusted {
-		return tier.Record{}, false, !feed
+	if trusted, feed := e.trusted(rec, now); !trusted {
+		return nil, false, !feed
 	}
 	return rec, true, false
 }
@@ -287,11 +292,11 @@ type loaded struct {
 }
 
 // Cached validates id and returns it with the prefix as key, and its
-// record when memory holds it live and trusted (a hit; see Coherence).
-// On a miss, call Load with key.
-func (e *Engine) Cached(op *observe.Operation, id string) (rec tier.Record, key string, hit bool, err error) {
+// record when memory holds it live and trusted (a hit; see Coherence),
+// shared: the caller must not modify it. On a miss, call Load with key.
+func (e *Engine) Cached(op *observe.Operation, id string) (rec *tier.Record, key string, hit bool, err error) {
 	if key, err = e.open(id); err != nil {
-		return tier.Record{}, "", false, err
+		return nil, "", false, err
 	}
 	rec, hit, untrusted := e.cached(key, e.cfg.Now())
 	if hit {
@@ -302,7 +307,7 @@ func (e *Engine) Cached(op *observe.Operation, id string) (rec tier.Record, key 
 		op.Untrusted()
 	}
 	op.Miss()
-	return tier.Record{}, key, false, nil
+	return nil, key, false, nil
 }
 
 // Load reads key from the authoritative tier in one read shared by every
@@ -341,6 +346,16 @@ func (e *Engine) Load(ctx context.Context, op *observe.Operation, key string, ch
 	}
 }
 
+// Keep stores value, the decoded payload of key's record, beside it in
+// memory, if memory still holds that payload (the same slice, as Cached
+// or Load returned it): a record written or reloaded since is left as it
+// is. value must never be modified afterwards.
+func (e *Engine) Keep(key string, payload []byte, value any) {
+	if e.mem != nil {
+		e.mem.Keep(key, payload, value)
+	}
+}
+
 // Reload is Load that never answers from memory: it drops key's cached
 // copy first, so that the read reaches the server.
 func (e *Engine) Reload(ctx context.Context, op *observe.Operation, key string, check func([]byte) error) (tier.Record, bool, error) {
@@ -360,7 +375,7 @@ func (e *Engine) load(caller context.Context, key string, check func([]byte) err
 	// left the group starts a load of its own: answer it from memory
 	// rather than read the server again.
 	if rec, ok, _ := e.cached(key, e.cfg.Now()); ok {
-		return loaded{rec: rec}, nil
+		return loaded{rec: *rec}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), e.cfg.LoadTimeout)
 	defer cancel()
@@ -611,7 +626,7 @@ func (e *Engine) Touch(id string, until time.Time) error {
 	} else if !until.After(now) {
 		return nil
 	}
-	var cached tier.Record
+	var cached *tier.Record
 	held := false
 	if e.mem != nil {
 		cached, held = e.mem.Get(key)
@@ -632,6 +647,10 @@ func (e *Engine) Touch(id string, until time.Time) error {
 			e.obs.TouchSkipped()
 			return nil
 		}
+	} else if t, ok := p.Target(); ok && e.touches.Covered(key, touch.Round(t, e.cfg.TouchGranularity)) {
+		// Not in memory, but that expiry is buffered or written already.
+		e.obs.TouchSkipped()
+		return nil
 	}
 	n, err := e.touches.Add(key, p)
 	switch {

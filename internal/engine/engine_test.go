@@ -99,8 +99,11 @@ func accept([]byte) error { return nil }
 // get is a Get as the Store makes it: memory first, else a shared load.
 func get(e *engine.Engine, ctx context.Context, o *observe.Operation, id string, check func([]byte) error) (tier.Record, bool, error) {
 	rec, key, hit, err := e.Cached(o, id)
-	if err != nil || hit {
-		return rec, false, err
+	if err != nil {
+		return tier.Record{}, false, err
+	}
+	if hit {
+		return *rec, false, nil
 	}
 	return e.Load(ctx, o, key, check)
 }
@@ -447,11 +450,11 @@ func TestCreateAndReplace(t *testing.T) {
 	if got, _ := db.Record("a"); string(got.Payload) != "v1" {
 		t.Fatalf("a failed Create changed the session: %+v", got)
 	}
-	next, err := e.Replace(ctx, key, rec, []byte("v2"), 0, time.Time{}, engine.Meta{})
+	next, err := e.Replace(ctx, key, *rec, []byte("v2"), 0, time.Time{}, engine.Meta{})
 	if err != nil || next.Rev != 2 {
 		t.Fatalf("Replace = %+v, %v", next, err)
 	}
-	if _, err := e.Replace(ctx, key, rec, []byte("v3"), 0, time.Time{}, engine.Meta{}); !errors.Is(err, tier.ErrConflict) {
+	if _, err := e.Replace(ctx, key, *rec, []byte("v3"), 0, time.Time{}, engine.Meta{}); !errors.Is(err, tier.ErrConflict) {
 		t.Fatalf("Replace of a stale version = %v, want ErrConflict", err)
 	}
 	// The conflict dropped the cached copy: the next read asks the server.

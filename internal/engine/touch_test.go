@@ -4,15 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/sessionstore/sessionstore/internal/engine"
+	"github.com/sessionstore/sessionstore/internal/observe"
+	"github.com/sessionstore/sessionstore/internal/observe/observetest"
 	"github.com/sessionstore/sessionstore/internal/tier"
 	"github.com/sessionstore/sessionstore/internal/tier/tiertest"
+	"github.com/sessionstore/sessionstore/tracing"
 	"github.com/sessionstore/sessionstore/ttl"
 )
 
@@ -391,5 +397,59 @@ func TestIndexRequire(t *testing.T) {
 	e = start(t, cfg, &tiertest.Fake{})
 	if _, err := e.TTLIndex(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("TTLIndex with a cancelled context = %v", err)
+	}
+}
+
+// Without a memory tier, a touch whose rounded expiry is buffered or
+// written already is skipped, and one that moves it is not.
+func TestTouchSkipsWhatIsBuffered(t *testing.T) {
+	clk := newClock()
+	cfg := config(t, clk)
+	counts := &observetest.Counters{}
+	skipped := func() int64 { return counts.Count(tracing.MetricTouchSkipped) }
+	obs, err := observe.New("db", "sessions", tracenoop.NewTracerProvider(), counts, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Observer = obs
+	db := &tiertest.Fake{}
+	db.Put(tier.Record{ID: "a", Payload: []byte("v"), Expires: clk.Now().Add(time.Minute)})
+	e, err := engine.New(context.Background(), cfg, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	ctx := context.Background()
+	clk.Add(100 * time.Millisecond)
+	for range 3 { // the same rounded expiry
+		if err := e.Touch("a", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := skipped(); n != 2 {
+		t.Fatalf("%d touches skipped, want 2", n)
+	}
+	if err := e.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = e.Touch("a", time.Time{}) // written already
+	if n := skipped(); n != 3 {
+		t.Fatalf("%d touches skipped after the flush, want 3", n)
+	}
+	clk.Add(time.Second)
+	_ = e.Touch("a", time.Time{}) // a later expiry
+	if err := e.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := clk.Now().Add(time.Hour).Truncate(time.Second).Add(time.Second)
+	if rec, _ := db.Record("a"); !rec.Expires.Equal(want) || skipped() != 3 || db.Calls("touch") != 2 {
+		t.Fatalf("server expires at %v, want %v; %d skipped; %d touch commands, want 2", rec.Expires, want, skipped(), db.Calls("touch"))
+	}
+	if err := e.Delete(ctx, "a"); err != nil { // forgets the touch
+		t.Fatal(err)
+	}
+	_ = e.Touch("a", time.Time{})
+	if n := skipped(); n != 3 {
+		t.Fatalf("a touch after Delete was skipped")
 	}
 }

@@ -68,11 +68,14 @@ func newEngine(t *testing.T, clk *manual, f feed.Feed, db engine.Authority) (*en
 func get(t *testing.T, e *engine.Engine, cfg engine.Config, id string) (tier.Record, bool, error) {
 	_, o := cfg.Observer.Start(context.Background(), observe.Get)
 	defer o.End(nil)
-	rec, key, hit, err := e.Cached(&o, id)
-	if err != nil || hit {
-		return rec, hit, err
+	cached, key, hit, err := e.Cached(&o, id)
+	if err != nil {
+		return tier.Record{}, false, err
 	}
-	rec, _, err = e.Load(context.Background(), &o, key, func([]byte) error { return nil })
+	if hit {
+		return *cached, true, nil
+	}
+	rec, _, err := e.Load(context.Background(), &o, key, func([]byte) error { return nil })
 	return rec, false, err
 }
 

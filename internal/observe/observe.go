@@ -1,6 +1,7 @@
 // Package observe records a store's spans, metrics and logs. Everything
-// it needs per operation is computed in advance, so that with no-op
-// providers a cache hit costs no more than the span context.
+// it needs per operation is computed in advance, and with no-op providers
+// an operation starts no span, reads no clock and records no metric: it
+// costs a check of each provider.
 package observe
 
 import (
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
@@ -84,10 +86,10 @@ var (
 )
 
 // Observer records the store's spans, metrics and logs. Everything it
-// needs per operation is computed in advance, so that with no-op providers
-// a cache hit costs no more than the span context.
+// needs per operation is computed in advance; with no-op providers an
+// operation costs a check of each provider (see spanTracer and metering).
 type Observer struct {
-	tracer  trace.Tracer
+	tracer  trace.Tracer // nil when the provider is a no-op
 	logger  *slog.Logger
 	onError func(error)
 
@@ -96,6 +98,11 @@ type Observer struct {
 	// nil otherwise. See spanTracer.
 	unset trace.TracerProvider
 	set   atomic.Bool // a global provider has been set since
+
+	metrics bool // false when the meter provider is a no-op
+	// unsetMeter and meterSet are unset and set for the meter provider.
+	unsetMeter metric.MeterProvider
+	meterSet   atomic.Bool
 
 	dbAttrs [numKinds][]trace.SpanStartOption
 	recOpts [numKinds][]metric.RecordOption // the operation attribute
@@ -135,8 +142,11 @@ func New(database, collection string, tp trace.TracerProvider, mp metric.MeterPr
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	o := &Observer{tracer: tp.Tracer(tracing.ScopeName), logger: logger, onError: onError}
-	if defaultGlobal(tp, o.tracer) {
+	o := &Observer{tracer: tp.Tracer(tracing.ScopeName), logger: logger, onError: onError, metrics: true}
+	switch {
+	case isNoop(tp):
+		o.tracer = nil
+	case defaultGlobal(tp, "tracerProvider", o.tracer, "tracer"):
 		o.unset = tp
 	}
 	for k := range numKinds {
@@ -158,6 +168,12 @@ func New(database, collection string, tp trace.TracerProvider, mp metric.MeterPr
 	}
 	m := mp.Meter(tracing.ScopeName)
 	o.meter = m
+	switch _, noop := mp.(metricnoop.MeterProvider); {
+	case noop:
+		o.metrics = false
+	case defaultGlobal(mp, "meterProvider", m, "meter"):
+		o.unsetMeter = mp
+	}
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64Counter {
 		c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
@@ -169,7 +185,7 @@ func New(database, collection string, tp trace.TracerProvider, mp metric.MeterPr
 	o.loads = counter(tracing.MetricLoads, "{read}", "Database reads behind cache misses.")
 	o.joined = counter(tracing.MetricLoadsJoined, "{get}", "Gets that joined a read already in flight.")
 	o.queued = counter(tracing.MetricTouchQueued, "{touch}", "Touches buffered for writing.")
-	o.skipped = counter(tracing.MetricTouchSkipped, "{touch}", "Touches skipped by TouchAfter.")
+	o.skipped = counter(tracing.MetricTouchSkipped, "{touch}", "Touches skipped because they would not move the expiry: already held or buffered, or by less than TouchAfter.")
 	o.flushed = counter(tracing.MetricTouchFlushed, "{session}", "Sessions whose buffered touch was written.")
 	o.drop = counter(tracing.MetricTouchDropped, "{touch}", "Touches dropped because too many were pending.")
 	o.reaped = counter(tracing.MetricReaped, "{document}", "Expired documents deleted by the reaper.")
@@ -231,78 +247,124 @@ func (o *Observer) Close() {
 // Operation is one traced operation in progress. It lives on the stack
 // of the method it traces.
 type Operation struct {
-	o     *Observer
-	kind  Kind
-	span  trace.Span
-	start time.Time
+	o       *Observer
+	kind    Kind
+	span    trace.Span // nil when tracing is a no-op
+	metered bool       // metrics are recorded; start is set
+	start   time.Time
 }
 
-// Start starts an operation of kind k; call End on the result.
+// Start starts an operation of kind k; call End on the result. With a
+// no-op tracer provider it returns ctx itself and starts no span.
 func (o *Observer) Start(ctx context.Context, k Kind) (context.Context, Operation) {
-	ctx, span := o.spanTracer().Start(ctx, opInfo[k].span, o.dbAttrs[k]...)
-	return ctx, Operation{o: o, kind: k, span: span, start: time.Now()}
+	op := Operation{o: o, kind: k}
+	if tr := o.spanTracer(); tr != nil {
+		ctx, op.span = tr.Start(ctx, opInfo[k].span, o.dbAttrs[k]...)
+	}
+	if o.metering() {
+		op.metered, op.start = true, time.Now()
+	}
+	return ctx, op
 }
 
-// noopTracer starts the spans of a store whose global provider is unset.
-var noopTracer = tracenoop.NewTracerProvider().Tracer(tracing.ScopeName)
-
-// spanTracer returns the tracer to start a span with. Until an
-// application sets a global provider, the default one makes only
-// non-recording spans that carry the parent's span context, but boxes
-// each twice: two allocations a span, as many as the rest of a cache hit.
-// The no-op tracer makes the same spans without them. Once a provider is
-// set, the default one delegates to it for good, so the store's tracer
-// from then on. (A provider set and replaced by the default again before
-// the store's next span goes unseen; only tests do that.)
+// spanTracer returns the tracer to start a span with, or nil while
+// spans would do nothing. Until an application sets a global provider,
+// the default one makes only non-recording spans that carry the parent's
+// span context, and allocates twice for each; the caller's context
+// already carries that span context, so no span is started. Once a
+// provider is set, the default one delegates to it for good, so the
+// store's tracer from then on. (A provider set and replaced by the
+// default again before the store's next span goes unseen; only tests do
+// that.)
 func (o *Observer) spanTracer() trace.Tracer {
 	if o.unset == nil || o.set.Load() {
 		return o.tracer
 	}
 	if otel.GetTracerProvider() == o.unset {
-		return noopTracer
+		return nil
 	}
 	o.set.Store(true)
 	return o.tracer
 }
 
-// defaultGlobal reports whether tp is OpenTelemetry's default global
-// provider and tr a tracer it made before any provider was set. It knows
-// them by their types' names; should those change, spans just cost the
-// global provider's allocations again.
-func defaultGlobal(tp trace.TracerProvider, tr trace.Tracer) bool {
+// metering reports whether metrics are recorded: the meter provider is
+// not a no-op, nor the default global one while no application has set
+// another (its instruments delegate to the provider set later, so the
+// store's record from then on).
+func (o *Observer) metering() bool {
+	if o.unsetMeter == nil || o.meterSet.Load() {
+		return o.metrics
+	}
+	if otel.GetMeterProvider() == o.unsetMeter {
+		return false
+	}
+	o.meterSet.Store(true)
+	return true
+}
+
+// isNoop reports whether tp is OpenTelemetry's no-op tracer provider.
+func isNoop(tp trace.TracerProvider) bool {
+	switch tp.(type) {
+	case tracenoop.TracerProvider, *tracenoop.TracerProvider:
+		return true
+	}
+	return false
+}
+
+// defaultGlobal reports whether p is OpenTelemetry's default global
+// provider (of type pType) and v, of type vType, something it made
+// before any provider was set. It knows them by their types' names;
+// should those change, operations just pay for the global provider's
+// no-op work again.
+func defaultGlobal(p any, pType string, v any, vType string) bool {
 	const pkg = "go.opentelemetry.io/otel/internal/global"
 	is := func(v any, name string) bool {
 		t := reflect.TypeOf(v)
 		return t != nil && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == pkg && t.Elem().Name() == name
 	}
-	return is(tp, "tracerProvider") && is(tr, "tracer")
+	return is(p, pType) && is(v, vType)
 }
 
 // End records the operation's duration and outcome and ends its span.
 // ErrNotFound is an outcome, not a failure.
 func (op *Operation) End(err error) {
-	ctx := context.Background()
-	op.o.duration.Record(ctx, time.Since(op.start).Seconds(), op.o.recOpts[op.kind]...)
-	if err != nil && !errors.Is(err, tier.ErrNotFound) {
-		op.o.errs.Add(ctx, 1, op.o.addOpts[op.kind]...)
+	failed := err != nil && !errors.Is(err, tier.ErrNotFound)
+	if op.metered {
+		ctx := context.Background()
+		op.o.duration.Record(ctx, time.Since(op.start).Seconds(), op.o.recOpts[op.kind]...)
+		if failed {
+			op.o.errs.Add(ctx, 1, op.o.addOpts[op.kind]...)
+		}
+	}
+	if op.span == nil {
+		return
+	}
+	if failed {
 		op.span.RecordError(err)
 		op.span.SetStatus(codes.Error, err.Error())
 	}
 	op.span.End()
 }
 
+// recording reports whether the operation's span records attributes.
+func (op *Operation) recording() bool { return op.span != nil && op.span.IsRecording() }
+
 // Hit records a Get answered from memory.
 func (op *Operation) Hit() {
-	op.o.hits.Add(context.Background(), 1)
-	if op.span.IsRecording() {
+	if op.metered {
+		op.o.hits.Add(context.Background(), 1)
+	}
+	if op.recording() {
 		op.span.SetAttributes(attrTierMemory, tracing.CacheHit.Bool(true))
 	}
 }
 
 // Miss records a Get not answered from memory.
 func (op *Operation) Miss() {
-	op.o.misses.Add(context.Background(), 1)
-	if op.span.IsRecording() {
+	if op.metered {
+		op.o.misses.Add(context.Background(), 1)
+	}
+	if op.recording() {
 		op.span.SetAttributes(tracing.CacheHit.Bool(false))
 	}
 }
@@ -310,8 +372,10 @@ func (op *Operation) Miss() {
 // Untrusted records a Get that found its session in memory but read the
 // server, because the change feed was down or behind.
 func (op *Operation) Untrusted() {
-	op.o.untrusted.Add(context.Background(), 1)
-	if op.span.IsRecording() {
+	if op.metered {
+		op.o.untrusted.Add(context.Background(), 1)
+	}
+	if op.recording() {
 		op.span.SetAttributes(tracing.Untrusted.Bool(true))
 	}
 }
@@ -319,40 +383,41 @@ func (op *Operation) Untrusted() {
 // Loaded records that a Get was answered by a database read, which it
 // started or joined.
 func (op *Operation) Loaded(joined bool) {
-	ctx := context.Background()
-	if joined {
-		op.o.joined.Add(ctx, 1)
+	if joined && op.metered {
+		op.o.joined.Add(context.Background(), 1)
 	}
-	if op.span.IsRecording() {
+	if op.recording() {
 		op.span.SetAttributes(attrTierMongoDB, tracing.LoadJoined.Bool(joined))
 	}
 }
 
 // Attempts records how many writes an Update tried.
 func (op *Operation) Attempts(n int) {
-	if op.span.IsRecording() {
+	if op.recording() {
 		op.span.SetAttributes(tracing.UpdateAttempts.Int(n))
 	}
 }
 
 // Flush records the size of a touch flush.
 func (op *Operation) Flush(sessions, groups int) {
-	if op.span.IsRecording() {
+	if op.recording() {
 		op.span.SetAttributes(tracing.FlushSessions.Int(sessions), tracing.FlushGroups.Int(groups))
 	}
 }
 
 // Reaped records n documents deleted by a reaper pass.
 func (op *Operation) Reaped(n int64) {
-	op.o.reaped.Add(context.Background(), n)
-	if op.span.IsRecording() {
+	if op.metered {
+		op.o.reaped.Add(context.Background(), n)
+	}
+	if op.recording() {
 		op.span.SetAttributes(tracing.Reaped.Int64(n))
 	}
 }
 
 // Attrs sets attributes on the operation's span.
 func (op *Operation) Attrs(kv ...attribute.KeyValue) {
-	if op.span.IsRecording() {
+	if op.recording() {
 		op.span.SetAttributes(kv...)
 	}
 }
@@ -360,31 +425,35 @@ func (op *Operation) Attrs(kv ...attribute.KeyValue) {
 // Logger returns the store's logger.
 func (o *Observer) Logger() *slog.Logger { return o.logger }
 
+// add adds n to c, unless metrics are not recorded.
+func (o *Observer) add(c metric.Int64Counter, n int64, opts ...metric.AddOption) {
+	if o.metering() {
+		c.Add(context.Background(), n, opts...)
+	}
+}
+
 // LoadStarted counts a database read behind a cache miss.
-func (o *Observer) LoadStarted() { o.loads.Add(context.Background(), 1) }
+func (o *Observer) LoadStarted() { o.add(o.loads, 1) }
 
 // Invalidated counts a session dropped from memory because another
 // writer changed it.
-func (o *Observer) Invalidated() { o.invalid.Add(context.Background(), 1) }
+func (o *Observer) Invalidated() { o.add(o.invalid, 1) }
 
 // FeedLost counts a loss of the change feed.
-func (o *Observer) FeedLost() { o.fallbacks.Add(context.Background(), 1) }
+func (o *Observer) FeedLost() { o.add(o.fallbacks, 1) }
 
 // TouchQueued counts a buffered touch.
-func (o *Observer) TouchQueued() { o.queued.Add(context.Background(), 1) }
+func (o *Observer) TouchQueued() { o.add(o.queued, 1) }
 
-// TouchSkipped counts a touch skipped by TouchAfter.
-func (o *Observer) TouchSkipped() { o.skipped.Add(context.Background(), 1) }
+// TouchSkipped counts a touch that changed nothing: the expiry it asks
+// for is already held or buffered, or gains less than TouchAfter.
+func (o *Observer) TouchSkipped() { o.add(o.skipped, 1) }
 
 // TouchDropped counts n touches dropped for lack of room.
-func (o *Observer) TouchDropped(n int) {
-	o.drop.Add(context.Background(), int64(n))
-}
+func (o *Observer) TouchDropped(n int) { o.add(o.drop, int64(n)) }
 
 // TouchesFlushed counts n sessions whose touch was written.
-func (o *Observer) TouchesFlushed(n int) {
-	o.flushed.Add(context.Background(), int64(n))
-}
+func (o *Observer) TouchesFlushed(n int) { o.add(o.flushed, int64(n)) }
 
 // Report passes err to OnError, if set.
 func (o *Observer) Report(err error) {
@@ -396,7 +465,7 @@ func (o *Observer) Report(err error) {
 // Background reports a failure of background work to the logger and
 // OnError.
 func (o *Observer) Background(k Kind, err error) {
-	o.errs.Add(context.Background(), 1, o.addOpts[k]...)
+	o.add(o.errs, 1, o.addOpts[k]...)
 	o.logger.Error("sessionstore: background "+opInfo[k].name+" failed", "error", err)
 	if o.onError != nil {
 		o.onError(err)

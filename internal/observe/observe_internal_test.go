@@ -19,7 +19,9 @@ import (
 	"go.opentelemetry.io/otel/trace/embedded"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/sessionstore/sessionstore/internal/observe/observetest"
 	"github.com/sessionstore/sessionstore/internal/tier"
+	"github.com/sessionstore/sessionstore/tracing"
 )
 
 // countingProvider counts the spans its tracers start.
@@ -47,7 +49,7 @@ func (t countingTracer) Start(ctx context.Context, _ string, _ ...trace.SpanStar
 // set, and that its spans go to the provider set after it was made.
 func TestSpansWithUnsetGlobalProvider(t *testing.T) {
 	prev := otel.GetTracerProvider()
-	if !defaultGlobal(prev, prev.Tracer("probe")) {
+	if !defaultGlobal(prev, "tracerProvider", prev.Tracer("probe"), "tracer") {
 		t.Skip("a global tracer provider is already set in this process")
 	}
 	o, err := New("db", "c", nil, nil, slog.New(slog.DiscardHandler), nil)
@@ -199,5 +201,83 @@ func TestOperations(t *testing.T) {
 	}
 	if o.Logger() == nil {
 		t.Fatal("no logger")
+	}
+}
+
+// hitShaped runs the observer's part of a Get answered from memory.
+func hitShaped(o *Observer) {
+	_, op := o.Start(context.Background(), Get)
+	op.Hit()
+	op.End(nil)
+}
+
+// TestNoopCostsNothing checks that with no-op providers, explicit ones or
+// the default global ones while unset, an operation allocates nothing,
+// starts no span and returns the caller's context as it is.
+func TestNoopCostsNothing(t *testing.T) {
+	prevTP, prevMP := otel.GetTracerProvider(), otel.GetMeterProvider()
+	for _, c := range []struct {
+		name string
+		tp   trace.TracerProvider
+		mp   metric.MeterProvider
+	}{
+		{"explicit no-op providers", tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider()},
+		{"global providers unset", nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.tp == nil && (!defaultGlobal(prevTP, "tracerProvider", prevTP.Tracer("probe"), "tracer") ||
+				!defaultGlobal(prevMP, "meterProvider", prevMP.Meter("probe"), "meter")) {
+				t.Skip("a global provider is already set in this process")
+			}
+			o, err := New("db", "c", c.tp, c.mp, slog.New(slog.DiscardHandler), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := testing.AllocsPerRun(1000, func() { hitShaped(o) }); n != 0 {
+				t.Errorf("a no-op operation allocates %v times, want 0", n)
+			}
+			type key struct{}
+			ctx := context.WithValue(context.Background(), key{}, 1)
+			got, op := o.Start(ctx, Get)
+			if got != ctx || op.span != nil || op.metered {
+				t.Errorf("a no-op operation started a span (%v), a clock (%v) or a new context (%v)", op.span != nil, op.metered, got != ctx)
+			}
+			op.End(errors.New("failed"))
+		})
+	}
+}
+
+// TestMetricsWithUnsetGlobalProvider checks that a store made while the
+// global meter provider was unset records into the provider set later.
+func TestMetricsWithUnsetGlobalProvider(t *testing.T) {
+	prev := otel.GetMeterProvider()
+	if !defaultGlobal(prev, "meterProvider", prev.Meter("probe"), "meter") {
+		t.Skip("a global meter provider is already set in this process")
+	}
+	o, err := New("db", "c", tracenoop.NewTracerProvider(), nil, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hitShaped(o)
+	counts := &observetest.Counters{}
+	otel.SetMeterProvider(counts)
+	t.Cleanup(func() { otel.SetMeterProvider(prev) })
+	hitShaped(o)
+	hitShaped(o)
+	if got := counts.Count(tracing.MetricHits); got != 2 {
+		t.Errorf("the provider set after the store was made counted %d hits, want 2", got)
+	}
+}
+
+// BenchmarkNoopOperation is the observer's part of a Get answered from
+// memory with no-op providers.
+func BenchmarkNoopOperation(b *testing.B) {
+	o, err := New("db", "c", tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		hitShaped(o)
 	}
 }

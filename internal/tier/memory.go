@@ -18,6 +18,10 @@ const minShardSize = 64
 // into shards, each behind its own mutex, so that parallel lookups of
 // different sessions rarely contend. It never holds more than its size in
 // records. Memory is safe for concurrent use; its methods do no I/O.
+//
+// Records are held by pointer and never modified once stored: a change
+// stores a changed copy. So Get hands out the record itself, without
+// copying it.
 type Memory struct {
 	seed   maphash.Seed
 	mask   uint64
@@ -28,7 +32,7 @@ type Memory struct {
 
 type memoryShard struct {
 	mu  sync.Mutex // protects lru
-	lru *simplelru.LRU[string, Record]
+	lru *simplelru.LRU[string, *Record]
 	_   [40]byte // keeps neighbouring shards off one cache line
 }
 
@@ -48,7 +52,7 @@ func NewMemory(size int) *Memory {
 		if i < size%n {
 			capacity++
 		}
-		lru, err := simplelru.NewLRU[string, Record](capacity, nil)
+		lru, err := simplelru.NewLRU[string, *Record](capacity, nil)
 		if err != nil {
 			panic(err) // unreachable: capacity >= 1
 		}
@@ -62,8 +66,9 @@ func (m *Memory) shard(id string) *memoryShard {
 }
 
 // Get returns the record for id, expired or not, and marks it recently
-// used. It does not allocate.
-func (m *Memory) Get(id string) (Record, bool) {
+// used. The record is shared: the caller must not modify it. Get does not
+// allocate.
+func (m *Memory) Get(id string) (*Record, bool) {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	rec, ok := sh.lru.Get(id)
@@ -77,7 +82,7 @@ func (m *Memory) Get(id string) (Record, bool) {
 func (m *Memory) Put(rec Record) {
 	sh := m.shard(rec.ID)
 	sh.mu.Lock()
-	evicted := sh.lru.Add(rec.ID, rec)
+	evicted := sh.lru.Add(rec.ID, &rec)
 	sh.mu.Unlock()
 	if evicted {
 		m.evictions.Add(1)
@@ -94,8 +99,30 @@ func (m *Memory) Extend(id string, expires, now time.Time) bool {
 	if !ok || !rec.Live(now) || !rec.Expires.Before(expires) {
 		return false
 	}
-	rec.Expires = expires
-	sh.lru.Add(id, rec)
+	changed := *rec
+	changed.Expires = expires
+	sh.lru.Add(id, &changed)
+	return true
+}
+
+// Keep sets value as the decoded payload of id's record, if the record
+// still holds payload: the same slice, not only the same bytes, so that
+// a record written since, even with an equal payload, is left alone. It
+// reports whether it did. An empty payload is never matched.
+func (m *Memory) Keep(id string, payload []byte, value any) bool {
+	if len(payload) == 0 {
+		return false
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	rec, ok := sh.lru.Peek(id)
+	if !ok || len(rec.Payload) != len(payload) || &rec.Payload[0] != &payload[0] {
+		return false
+	}
+	changed := *rec
+	changed.Value = value
+	sh.lru.Add(id, &changed)
 	return true
 }
 

@@ -53,6 +53,63 @@ func TestMemory(t *testing.T) {
 	}
 }
 
+// TestMemoryKeep checks that a decoded value is kept only beside the
+// payload it was decoded from, and that extending the record keeps it.
+func TestMemoryKeep(t *testing.T) {
+	m := tier.NewMemory(100)
+	now := time.Now().Truncate(time.Millisecond)
+	payload := []byte("v1")
+	m.Put(tier.Record{ID: "a", Payload: payload, Expires: now.Add(time.Hour)})
+	if m.Keep("a", []byte("v1"), "equal bytes, another slice") {
+		t.Error("Keep matched an equal payload that is not the record's")
+	}
+	if m.Keep("ghost", payload, "x") {
+		t.Error("Keep created a record")
+	}
+	if !m.Keep("a", payload, "decoded") {
+		t.Fatal("Keep did not match the record's own payload")
+	}
+	if got, _ := m.Get("a"); got.Value != "decoded" {
+		t.Fatalf("Get(a).Value = %v, want the kept value", got.Value)
+	}
+	if !m.Extend("a", now.Add(2*time.Hour), now) {
+		t.Fatal("Extend failed")
+	}
+	if got, _ := m.Get("a"); got.Value != "decoded" {
+		t.Errorf("Extend dropped the kept value: %v", got.Value)
+	}
+	m.Put(tier.Record{ID: "a", Payload: []byte("v2"), Expires: now.Add(time.Hour)})
+	if got, _ := m.Get("a"); got.Value != nil {
+		t.Errorf("a new record carries the old value %v", got.Value)
+	}
+	if m.Keep("a", payload, "stale") {
+		t.Error("Keep matched the payload of a record replaced since")
+	}
+	m.Put(tier.Record{ID: "empty", Expires: now.Add(time.Hour)})
+	if m.Keep("empty", nil, "x") {
+		t.Error("Keep matched an empty payload")
+	}
+}
+
+// TestMemoryNeverChangesARecordHandedOut checks that Extend and Keep
+// store changed copies: a record Get returned stays as it was.
+func TestMemoryNeverChangesARecordHandedOut(t *testing.T) {
+	m := tier.NewMemory(10)
+	now := time.Now().Truncate(time.Millisecond)
+	payload := []byte("v")
+	m.Put(tier.Record{ID: "a", Payload: payload, Expires: now.Add(time.Hour)})
+	before, _ := m.Get("a")
+	if !m.Extend("a", now.Add(2*time.Hour), now) || !m.Keep("a", payload, "decoded") {
+		t.Fatal("Extend or Keep failed")
+	}
+	if !before.Expires.Equal(now.Add(time.Hour)) || before.Value != nil {
+		t.Errorf("a record handed out changed: expires in %v, value %v", before.Expires.Sub(now), before.Value)
+	}
+	if after, _ := m.Get("a"); !after.Expires.Equal(now.Add(2*time.Hour)) || after.Value != "decoded" {
+		t.Errorf("the stored record: expires in %v, value %v", after.Expires.Sub(now), after.Value)
+	}
+}
+
 func TestMemoryBound(t *testing.T) {
 	for _, size := range []int{1, 7, 64, 1000, 10_000} {
 		m := tier.NewMemory(size)

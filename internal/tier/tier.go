@@ -47,6 +47,10 @@ type Record struct {
 	// payload it is given and hands out slices that callers must not
 	// modify.
 	Payload []byte
+	// Value is the payload decoded, kept by the memory tier beside it
+	// when the store can copy decoded values (Options.Clone), else nil.
+	// It is never modified; only the memory tier keeps it.
+	Value any
 	// Expires is when the session stops being readable.
 	Expires time.Time
 	// TTL is the session's own lifetime, kept so that a touch can extend

@@ -2,7 +2,10 @@ package touch
 
 import (
 	"errors"
+	"hash/maphash"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Errors of Buffer.Add.
@@ -17,8 +20,18 @@ var (
 // up to a limit. It starts no goroutine. A batch taken for writing is
 // restored by Finish, less the keys forgotten meanwhile. Buffer is safe
 // for concurrent use.
+//
+// It also remembers, without a lock, the rounded expiry last buffered for
+// recent keys, so that Covered can tell a touch that would change nothing
+// without taking the buffer's lock.
 type Buffer struct {
-	limit int
+	limit       int
+	granularity time.Duration
+	seed        maphash.Seed
+	// recent holds, by hash of the key, the rounded expiry last buffered
+	// for a key: pending, being written or written since. Written
+	// under mu, read without it; a key forgotten or dropped is cleared.
+	recent []atomic.Pointer[recentTouch]
 
 	mu        sync.Mutex         // protects the fields below
 	pending   map[string]Pending // by key
@@ -29,9 +42,42 @@ type Buffer struct {
 	batch     uint64             // counts the batches taken
 }
 
-// NewBuffer returns a buffer holding at most limit touches.
-func NewBuffer(limit int) *Buffer {
-	return &Buffer{limit: limit, pending: make(map[string]Pending), forgotten: make(map[string]bool)}
+// recentTouch is a key and the rounded expiry last buffered for it.
+type recentTouch struct {
+	key     string
+	expires time.Time
+}
+
+// maxRecent bounds the keys a Buffer remembers for Covered.
+const maxRecent = 4096
+
+// NewBuffer returns a buffer holding at most limit touches, whose
+// expiries are rounded up to granularity (see Round).
+func NewBuffer(limit int, granularity time.Duration) *Buffer {
+	n := 1
+	for n < limit && n < maxRecent {
+		n *= 2
+	}
+	return &Buffer{
+		limit: limit, granularity: granularity, seed: maphash.MakeSeed(),
+		recent:  make([]atomic.Pointer[recentTouch], n),
+		pending: make(map[string]Pending), forgotten: make(map[string]bool),
+	}
+}
+
+// slot returns where key is remembered.
+func (b *Buffer) slot(key string) *atomic.Pointer[recentTouch] {
+	return &b.recent[maphash.String(b.seed, key)&uint64(len(b.recent)-1)]
+}
+
+// Covered reports whether a touch of key to expires, rounded, would
+// change nothing: a touch of key to that expiry or a later one was
+// buffered since key was last forgotten, and is pending or written. It
+// takes no lock and does not allocate; it may answer false for a key it
+// no longer remembers.
+func (b *Buffer) Covered(key string, expires time.Time) bool {
+	r := b.slot(key).Load()
+	return r != nil && r.key == key && !r.expires.Before(expires)
 }
 
 // Add buffers p for key, merged with a touch already pending, and returns
@@ -49,7 +95,22 @@ func (b *Buffer) Add(key string, p Pending) (int, error) {
 		return len(b.pending), ErrFull
 	}
 	b.pending[key] = p
+	if t, ok := p.Target(); ok {
+		t = Round(t, b.granularity)
+		slot := b.slot(key)
+		if r := slot.Load(); r == nil || r.key != key || r.expires.Before(t) {
+			slot.Store(&recentTouch{key: key, expires: t})
+		}
+	}
 	return len(b.pending), nil
+}
+
+// unremember clears what Covered knows of key. b.mu must be held.
+func (b *Buffer) unremember(key string) {
+	slot := b.slot(key)
+	if r := slot.Load(); r != nil && r.key == key {
+		slot.Store(nil)
+	}
 }
 
 // Take removes and returns every pending touch, or nil when there is
@@ -84,6 +145,7 @@ func (b *Buffer) Finish(failed map[string]Pending) (dropped []string) {
 				b.pending[key] = p
 			default:
 				dropped = append(dropped, key)
+				b.unremember(key)
 			}
 		}
 	}
@@ -100,6 +162,7 @@ func (b *Buffer) Forget(key string) Forgotten {
 	f := Forgotten{key: key}
 	f.p, f.pending = b.pending[key]
 	delete(b.pending, key)
+	b.unremember(key)
 	if b.inflight && !b.forgotten[key] {
 		b.forgotten[key] = true
 		f.batch = b.batch
@@ -140,6 +203,9 @@ func (b *Buffer) Restore(f Forgotten) {
 func (b *Buffer) ForgetAll() {
 	b.mu.Lock()
 	clear(b.pending)
+	for i := range b.recent {
+		b.recent[i].Store(nil)
+	}
 	b.forgotAll = b.inflight
 	b.mu.Unlock()
 }

@@ -8,7 +8,7 @@ import (
 
 func TestBuffer(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	b := NewBuffer(2)
+	b := NewBuffer(2, time.Second)
 	if n, err := b.Add("a", Pending{At: at, Life: time.Hour}); n != 1 || err != nil {
 		t.Fatalf("Add(a) = %d, %v", n, err)
 	}
@@ -76,5 +76,79 @@ func TestExpiryArithmetic(t *testing.T) {
 	}
 	if Lifetime(0, time.Hour) != time.Hour || Lifetime(time.Minute, time.Hour) != time.Minute || Lifetime(-1, time.Hour) != time.Hour {
 		t.Error("Lifetime does not fall back to the default")
+	}
+}
+
+// TestCovered checks what Covered knows: the rounded expiry last
+// buffered for a key, until the key is forgotten or dropped, whether the
+// touch is pending, being written or written.
+func TestCovered(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 500_000_000, time.UTC)
+	rounded := at.Add(time.Hour).Truncate(time.Second).Add(time.Second)
+	b := NewBuffer(1, time.Second)
+	if b.Covered("a", rounded) {
+		t.Fatal("Covered before any touch")
+	}
+	_, _ = b.Add("a", Pending{At: at, Life: time.Hour})
+	switch {
+	case !b.Covered("a", rounded), !b.Covered("a", at.Add(time.Hour)), !b.Covered("a", rounded.Add(-time.Second)):
+		t.Fatal("a buffered expiry does not cover itself, nor earlier ones")
+	case b.Covered("a", rounded.Add(time.Millisecond)):
+		t.Fatal("a buffered expiry covers a later one")
+	case b.Covered("b", rounded):
+		t.Fatal("a key covers another")
+	}
+	_, _ = b.Add("a", Pending{At: at, Life: 0}) // lifetime unknown: merged, the target stays
+	if !b.Covered("a", rounded) {
+		t.Fatal("a touch of unknown lifetime forgot the known expiry")
+	}
+	batch := b.Take()
+	if !b.Covered("a", rounded) {
+		t.Fatal("a touch being written is not covered")
+	}
+	b.Finish(nil)
+	if !b.Covered("a", rounded) {
+		t.Fatal("a written touch is not covered")
+	}
+	b.Forget("a")
+	if b.Covered("a", rounded) {
+		t.Fatal("a forgotten key is still covered")
+	}
+
+	_, _ = b.Add("a", Pending{At: at, Life: time.Hour})
+	batch = b.Take()
+	_, _ = b.Add("c", Pending{Until: at}) // fills the buffer
+	if dropped := b.Finish(batch); len(dropped) != 1 || b.Covered("a", rounded) {
+		t.Fatalf("Finish dropped %v; a covered after its drop: %t", dropped, b.Covered("a", rounded))
+	}
+	if !b.Covered("c", at) {
+		t.Fatal("an absolute touch is not covered")
+	}
+	b.ForgetAll()
+	if b.Covered("c", at) {
+		t.Fatal("a key is covered after ForgetAll")
+	}
+}
+
+// TestCoveredTakesNoLock checks that Covered answers while the buffer's
+// lock is held, and allocates nothing.
+func TestCoveredTakesNoLock(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	b := NewBuffer(10, time.Second)
+	_, _ = b.Add("a", Pending{Until: at})
+	if n := testing.AllocsPerRun(100, func() { b.Covered("a", at) }); n != 0 {
+		t.Errorf("Covered allocates %v times", n)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	done := make(chan bool)
+	go func() { done <- b.Covered("a", at) }()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Error("Covered = false for a buffered expiry")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Covered waits for the buffer's lock")
 	}
 }

@@ -10,7 +10,7 @@ import (
 // batch.
 func TestForgetRestore(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	b := NewBuffer(10)
+	b := NewBuffer(10, time.Second)
 	_, _ = b.Add("a", Pending{Until: at.Add(2 * time.Hour)})
 	f := b.Forget("a")
 	if b.Len() != 0 {

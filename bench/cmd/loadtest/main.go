@@ -3,8 +3,12 @@
 // with the BSON codec, keeping express-session's document shape; a new
 // session gets a random value, which saves it, and a returning one is
 // left unchanged, so that it is only touched. It prints, for each
-// workload, the requests per second and the database commands per
-// request, counted with a command monitor.
+// workload, the requests per second, the allocations and CPU time per
+// request (of the whole process: runtime.MemStats.Mallocs and getrusage
+// deltas over the load, the load generator's included) and the database
+// commands per request, counted with a command monitor; and each run
+// again as a line of go test benchmark output (BenchmarkLoad/<workload>),
+// which bench/cmd/targets checks.
 //
 // The workloads:
 //
@@ -13,6 +17,21 @@
 //   - returning: -sessions sessions are made first (untimed, one request
 //     each), then every request brings one of their cookies, in turn.
 //     The store answers them from memory and batches the touches.
+//   - floor: returning's requests through a bare net/http handler that
+//     reads the connect.sid cookie and sets it back with the demo's
+//     attributes (bench.Floor): what the demo costs without sessions.
+//   - newfloor: new's requests through the demo's handler with a bare
+//     driver insert of the same document in place of the store.
+//
+// With -rounds N the workloads run N times, in reverse order every other
+// round, and a summary gives each one's medians and the ratios of
+// requests per second to the floors, measured in the same run: the
+// machine may be shared, so only ratios within a run mean anything.
+//
+// Requests go over keep-alive connections, one per client and server,
+// formatted in advance and parsed no further than the status and
+// Content-Length, so that the load generator takes little of the CPU the
+// server needs.
 //
 // Each workload runs until -requests requests have been answered or
 // -duration has passed, whichever comes first, with -concurrency clients
@@ -22,12 +41,14 @@
 // FerretDB (package mongotest), which is why the command runs from the
 // bench module:
 //
-//	cd bench && go run ./cmd/loadtest -duration=10s -concurrency=8
+//	cd bench && go run ./cmd/loadtest -duration=10s -concurrency=8 -rounds=5
 //
 // Each workload uses a collection of its own, dropped at the end. The
 // load generator and the server share the process and its cores. The
-// store runs with the demo's options. A background failure of the store
-// fails the workload.
+// store runs with the demo's options; -coherence off takes its change
+// feed away, to show what following the other writers costs (on FerretDB
+// the feed rereads the whole oplog four times a second). A background
+// failure of the store, or a failed request, fails the workload.
 package main
 
 import (
@@ -38,7 +59,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -70,6 +90,8 @@ type config struct {
 	writeTime   time.Duration
 	instances   int
 	workloads   []string
+	rounds      int
+	coherence   string // of the store: strict, lenient or off
 }
 
 func main() {
@@ -82,7 +104,9 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound on the whole run, server start included")
 	flag.DurationVar(&c.writeTime, "write-timeout", 0, "the store's WriteTimeout, which bounds each touch command (0: the store's default)")
 	flag.IntVar(&c.instances, "instances", 1, "demo instances, each with a store and a client of its own, sharing the collection; requests go to them in turn")
-	flag.StringVar(&workloads, "workloads", "new,returning", "comma-separated workloads to run")
+	flag.StringVar(&workloads, "workloads", "floor,returning,newfloor,new", "comma-separated workloads to run: new, returning, floor, newfloor")
+	flag.IntVar(&c.rounds, "rounds", 1, "times to run the workloads, in reverse order every other time")
+	flag.StringVar(&c.coherence, "coherence", "strict", "the store's Coherence: strict (the demo's), lenient, or off (no change feed)")
 	flag.Parse()
 	c.workloads = strings.Split(workloads, ",")
 	if err := run(c); err != nil {
@@ -92,11 +116,14 @@ func main() {
 }
 
 func run(c config) error {
-	if c.duration <= 0 || c.requests <= 0 || c.concurrency <= 0 || c.sessions <= 0 || c.instances <= 0 {
-		return errors.New("-duration, -requests, -concurrency, -sessions and -instances must be positive")
+	if c.duration <= 0 || c.requests <= 0 || c.concurrency <= 0 || c.sessions <= 0 || c.instances <= 0 || c.rounds <= 0 {
+		return errors.New("-duration, -requests, -concurrency, -sessions, -instances and -rounds must be positive")
+	}
+	if _, ok := coherences[c.coherence]; !ok {
+		return fmt.Errorf("-coherence %q: want strict, lenient or off", c.coherence)
 	}
 	for _, w := range c.workloads {
-		if w != "new" && w != "returning" {
+		if w != "new" && w != "returning" && w != "floor" && w != "newfloor" {
 			return fmt.Errorf("unknown workload %q", w)
 		}
 	}
@@ -123,27 +150,53 @@ func run(c config) error {
 		clients = append(clients, client)
 	}
 
-	fmt.Printf("server: %s; %d instances; %d clients; each workload: at most %d requests or %v\n",
-		srv.Kind(), c.instances, c.concurrency, c.requests, c.duration)
-	for _, w := range c.workloads {
-		name := fmt.Sprintf("sessions_%s_%d", w, time.Now().UnixNano())
-		var colls []*mongo.Collection
-		for _, client := range clients {
-			colls = append(colls, client.Database(database).Collection(name))
+	fmt.Printf("server: %s; %d instances; %d clients; each workload: at most %d requests or %v; %d rounds; coherence %s\n",
+		srv.Kind(), c.instances, c.concurrency, c.requests, c.duration, c.rounds, c.coherence)
+	runs := map[string][]result{}
+	order := slices.Clone(c.workloads)
+	for round := range c.rounds {
+		for _, w := range order {
+			name := fmt.Sprintf("sessions_%s_%d", w, time.Now().UnixNano())
+			var colls []*mongo.Collection
+			for _, client := range clients {
+				colls = append(colls, client.Database(database).Collection(name))
+			}
+			cmds.watch(name)
+			var r result
+			var err error
+			if w == "floor" || w == "newfloor" {
+				cmds.reset()
+				r, err = floorWorkload(ctx, c, w, colls)
+				r.commands, r.feed = cmds.snapshot()
+			} else {
+				r, err = workload(ctx, c, w, colls, cmds)
+			}
+			if derr := colls[0].Drop(context.WithoutCancel(ctx)); derr != nil && err == nil {
+				err = derr
+			}
+			if r.name != "" {
+				fmt.Println(r)
+				fmt.Println(r.benchLine())
+				runs[w] = append(runs[w], r)
+			}
+			if r.failed > 0 {
+				err = errors.Join(err, fmt.Errorf("%d of %d requests failed", r.failed, r.requests))
+			}
+			if err != nil {
+				return fmt.Errorf("workload %s, round %d: %w", w, round+1, err)
+			}
 		}
-		cmds.watch(name)
-		r, err := workload(ctx, c, w, colls, cmds)
-		if derr := colls[0].Drop(context.WithoutCancel(ctx)); derr != nil && err == nil {
-			err = derr
-		}
-		if r.name != "" {
-			fmt.Println(r)
-		}
-		if err != nil {
-			return fmt.Errorf("workload %s: %w", w, err)
-		}
+		slices.Reverse(order)
 	}
+	summarize(os.Stdout, runs, c.workloads)
 	return nil
+}
+
+// coherences are the values of -coherence.
+var coherences = map[string]sessionstore.Coherence{
+	"strict":  sessionstore.CoherenceStrict,
+	"lenient": sessionstore.CoherenceLenient,
+	"off":     sessionstore.CoherenceOff,
 }
 
 // result is what one workload measured.
@@ -154,8 +207,9 @@ type result struct {
 	elapsed   time.Duration
 	commands  map[string]int
 	latencies []time.Duration
-	setup     int // requests made before the load, not counted
-	feed      int // oplog reads of the change feeds, not in commands
+	setup     int   // requests made before the load, not counted
+	feed      int   // oplog reads of the change feeds, not in commands
+	used      usage // by the whole process during the load
 }
 
 func (r result) String() string {
@@ -173,14 +227,11 @@ func (r result) String() string {
 		}
 		return r.latencies[int(p*float64(len(r.latencies)-1))]
 	}
-	perReq := 0.0
-	if r.requests > 0 {
-		perReq = float64(total) / float64(r.requests)
-	}
-	s := fmt.Sprintf("%-9s %6d requests (%d failed) in %-7v %8.0f requests/s  latency p50 %-9v p99 %-9v  %.4f commands/request (%d: %s)",
+	allocs, cpu, perReq := r.perRequest()
+	s := fmt.Sprintf("%-9s %6d requests (%d failed) in %-7v %8.0f requests/s  latency p50 %-9v p99 %-9v  %.1f allocs/request  %v CPU/request  %.4f commands/request (%d: %s)",
 		r.name, r.requests, r.failed, r.elapsed.Round(time.Millisecond),
 		float64(r.requests)/r.elapsed.Seconds(), pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond),
-		perReq, total, strings.Join(names, " "))
+		allocs, cpu.Round(100*time.Nanosecond), perReq, total, strings.Join(names, " "))
 	if r.feed > 0 {
 		s += fmt.Sprintf("; change feeds: %d oplog reads (%.1f/s)", r.feed, float64(r.feed)/r.elapsed.Seconds())
 	}
@@ -206,6 +257,9 @@ func workload(ctx context.Context, c config, name string, colls []*mongo.Collect
 			Codec:        codec.BSON[app.Record]{},
 			TTL:          app.Lifetime,
 			WriteTimeout: c.writeTime,
+			Clone:        app.CloneRecord,
+			TouchAfter:   app.TouchAfter,
+			Coherence:    coherences[c.coherence],
 			OnError: func(err error) {
 				background.Add(1)
 				firstErr.CompareAndSwap(nil, &err)
@@ -223,15 +277,13 @@ func workload(ctx context.Context, c config, name string, colls []*mongo.Collect
 		if err != nil {
 			return result{}, err
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		url, stop, err := serve(h)
 		if err != nil {
 			return result{}, err
 		}
-		server := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		go server.Serve(ln)
-		defer server.Shutdown(context.WithoutCancel(ctx))
+		defer stop(context.WithoutCancel(ctx))
 		stores = append(stores, store)
-		urls = append(urls, "http://"+ln.Addr().String()+"/")
+		urls = append(urls, url)
 	}
 	httpc := &http.Client{
 		Transport: &http.Transport{MaxIdleConnsPerHost: c.concurrency, MaxConnsPerHost: c.concurrency},
@@ -259,7 +311,7 @@ func workload(ctx context.Context, c config, name string, colls []*mongo.Collect
 		return result{}, err
 	}
 	cmds.reset()
-	r := load(ctx, c, httpc, urls, cookies)
+	r := load(ctx, c, urls, cookies)
 	r.name = name
 	r.setup = len(cookies)
 	// The touches buffered during the load are part of its cost.
@@ -303,30 +355,43 @@ func makeSessions(ctx context.Context, httpc *http.Client, urls []string, n int)
 // load sends requests from c.concurrency clients until c.requests have
 // been sent or c.duration has passed; requests in flight then are
 // answered and counted. With cookies, request i brings cookie i mod
-// len(cookies).
-func load(ctx context.Context, c config, httpc *http.Client, urls []string, cookies []*http.Cookie) result {
+// len(cookies). Each client has a connection of its own to each URL.
+func load(ctx context.Context, c config, urls []string, cookies []*http.Cookie) result {
 	var (
 		next, done, failed atomic.Int64
 		mu                 sync.Mutex // protects lat
 		lat                []time.Duration
 		wg                 sync.WaitGroup
 	)
+	// Every request's bytes, by URL and cookie, formatted in advance.
+	addrs := make([]string, len(urls))
+	reqs := make([][][]byte, len(urls))
+	for u, url := range urls {
+		addrs[u] = strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
+		if len(cookies) == 0 {
+			reqs[u] = [][]byte{request(addrs[u], "")}
+		}
+		for _, ck := range cookies {
+			reqs[u] = append(reqs[u], request(addrs[u], ck.Name+"="+ck.Value))
+		}
+	}
+	before := readUsage()
 	start := time.Now()
 	deadline := start.Add(c.duration)
 	for range c.concurrency {
 		wg.Go(func() {
-			var mine []time.Duration
+			rc := newRawClient(30 * time.Second)
+			defer rc.close()
+			mine := make([]time.Duration, 0, c.requests/c.concurrency+1)
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				i := next.Add(1) - 1
 				if i >= int64(c.requests) {
 					break
 				}
-				var ck *http.Cookie
-				if len(cookies) > 0 {
-					ck = cookies[i%int64(len(cookies))]
-				}
+				u := i % int64(len(urls))
+				req := reqs[u][i%int64(len(reqs[u]))]
 				t := time.Now()
-				_, err := get(ctx, httpc, urls[i%int64(len(urls))], ck)
+				err := rc.do(ctx, addrs[u], req)
 				mine = append(mine, time.Since(t))
 				done.Add(1)
 				if err != nil {
@@ -339,7 +404,12 @@ func load(ctx context.Context, c config, httpc *http.Client, urls []string, cook
 		})
 	}
 	wg.Wait()
-	return result{requests: done.Load(), failed: failed.Load(), elapsed: time.Since(start), latencies: lat}
+	elapsed := time.Since(start)
+	after := readUsage()
+	return result{
+		requests: done.Load(), failed: failed.Load(), elapsed: elapsed, latencies: lat,
+		used: usage{mallocs: after.mallocs - before.mallocs, cpu: after.cpu - before.cpu},
+	}
 }
 
 // get sends GET url with cookie, if any, reads the response and checks

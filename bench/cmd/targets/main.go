@@ -3,7 +3,9 @@
 //
 //	go test -run='^$' -bench=. -count=N ./...
 //
-// from the files named as arguments, or standard input, takes the median
+// and of the load test (go run ./cmd/loadtest -rounds=N), which prints
+// its runs as benchmark lines too, from the files named as arguments, or
+// standard input, takes the median
 // of each benchmark's figures over the runs, and prints one line per
 // target: PASS, FAIL or SKIP (a benchmark it needs is missing), the
 // measured value and the bound. Targets that must hold exactly (one find
@@ -183,25 +185,42 @@ type target struct {
 }
 
 var targets = []target{
-	{"GetHit ns/op <= 1.5 x BaselineLRUDecode", func(r results) (bool, string, error) {
-		return ratio(r, "GetHit", "BaselineLRUDecode", "ns/op", func(x float64) bool { return x <= 1.5 })
+	// A Get answered from memory. Its ratios to the floors come from
+	// BenchmarkHitRatios, which interleaves the sides within each run; the
+	// separate benchmarks' times move with the machine's load between them.
+	{"GetHit with Clone <= 1.5 x floor (map + clone), interleaved", func(r results) (bool, string, error) {
+		return metric(r, "HitRatios/clone", "x-floor", "x", func(x float64) bool { return x <= 1.5 })
+	}},
+	{"GetHitClone allocs/op <= FloorClone allocs/op + 1", func(r results) (bool, string, error) {
+		return allocsWithin(r, "GetHitClone", "FloorClone", 1)
+	}},
+	{"GetHit without Clone <= 1.3 x LRU + decode, interleaved", func(r results) (bool, string, error) {
+		return metric(r, "HitRatios/decode", "x-floor", "x", func(x float64) bool { return x <= 1.3 })
+	}},
+	{"GetHitParallel speedup >= 0.9 x the floor's (map + clone)", func(r results) (bool, string, error) {
+		// The speedups of the decoding store and of the floor, each
+		// measured against itself alone within its pair's rounds.
+		d, err := r.median("HitRatios/decode", "speedup")
+		if err != nil {
+			return false, "", err
+		}
+		f, err := r.median("HitRatios/clone", "floor-speedup")
+		if err != nil {
+			return false, "", err
+		}
+		return d >= 0.9*f, fmt.Sprintf("%.3gx (speedup %.3g vs the floor's %.3g)", d/f, d, f), nil
+	}},
+	{"GetHitCloneParallel speedup >= 0.9 x the floor's, interleaved", func(r results) (bool, string, error) {
+		return metric(r, "HitRatios/clone", "speedup-x-floor", "x", func(x float64) bool { return x >= 0.9 })
+	}},
+	{"GetHit allocs/op <= Codec/msgpack/decode (no-op telemetry)", func(r results) (bool, string, error) {
+		return allocsWithin(r, "GetHit", "Codec/msgpack/decode", 0)
+	}},
+	{"GetHitTracing/off allocs/op <= Codec/msgpack/decode", func(r results) (bool, string, error) {
+		return allocsWithin(r, "GetHitTracing/off", "Codec/msgpack/decode", 0)
 	}},
 	{"DirectFindOne ns/op >= 100 x GetHit", func(r results) (bool, string, error) {
 		return ratio(r, "DirectFindOne", "GetHit", "ns/op", func(x float64) bool { return x >= 100 })
-	}},
-	{"GetHit allocs/op <= Codec/msgpack/decode + 1", func(r results) (bool, string, error) {
-		hit, err := r.median("GetHit", "allocs/op")
-		if err != nil {
-			return false, "", err
-		}
-		dec, err := r.median("Codec/msgpack/decode", "allocs/op")
-		if err != nil {
-			return false, "", err
-		}
-		return hit <= dec+1, fmt.Sprintf("%g allocs/op vs decode %g", hit, dec), nil
-	}},
-	{"GetHitParallel throughput >= 1.5 x GetHit", func(r results) (bool, string, error) {
-		return ratio(r, "GetHit", "GetHitParallel", "ns/op", func(x float64) bool { return x >= 1.5 })
 	}},
 	{"GetMissCollapsed finds/op == 1 in every run", func(r results) (bool, string, error) {
 		return everyRun(r, "GetMissCollapsed", "finds/op", func(x float64) bool { return x == 1 })
@@ -215,6 +234,12 @@ var targets = []target{
 	}},
 	{"DirectTouch commands/touch >= 50 x Touch", func(r results) (bool, string, error) {
 		return ratio(r, "DirectTouch", "Touch", "commands/touch", func(x float64) bool { return x >= 50 })
+	}},
+	{"TouchSkip/memory allocs/op == 0 in every run", func(r results) (bool, string, error) {
+		return everyRun(r, "TouchSkip/memory", "allocs/op", func(x float64) bool { return x == 0 })
+	}},
+	{"TouchSkip/buffered allocs/op == 0 in every run", func(r results) (bool, string, error) {
+		return everyRun(r, "TouchSkip/buffered", "allocs/op", func(x float64) bool { return x == 0 })
 	}},
 	{"MemoryBound L1-entries <= L1-cap in every run", func(r results) (bool, string, error) {
 		return bounded(r, "MemoryBound", "L1-entries", "L1-cap")
@@ -231,7 +256,33 @@ var targets = []target{
 		if err != nil {
 			return false, "", err
 		}
-		return true, fmt.Sprintf("%.0f heap B per cached session (payload %.0f B)", m, p), nil
+		got := fmt.Sprintf("%.0f heap B per cached session (payload %.0f B)", m, p)
+		if v, err := r.median("MemoryBound", "value-B/entry"); err == nil {
+			got += fmt.Sprintf(", %.0f B more with its decoded value (Clone)", v)
+		}
+		return true, got, nil
+	}},
+	// The load test (bench/cmd/loadtest) prints each run as
+	// BenchmarkLoad/<workload>; its rounds alternate the workloads.
+	{"Load returning req/s >= 0.8 x Load floor", func(r results) (bool, string, error) {
+		return ratio(r, "Load/returning", "Load/floor", "req/s", func(x float64) bool { return x >= 0.8 })
+	}},
+	{"Load new req/s >= 0.9 x Load newfloor", func(r results) (bool, string, error) {
+		return ratio(r, "Load/new", "Load/newfloor", "req/s", func(x float64) bool { return x >= 0.9 })
+	}},
+	{"Load returning commands/req <= 0.01", func(r results) (bool, string, error) {
+		return metric(r, "Load/returning", "commands/req", "", func(x float64) bool { return x <= 0.01 })
+	}},
+	{"Load returning allocs/req - floor's (reported)", func(r results) (bool, string, error) {
+		a, err := r.median("Load/returning", "allocs/req")
+		if err != nil {
+			return false, "", err
+		}
+		f, err := r.median("Load/floor", "allocs/req")
+		if err != nil {
+			return false, "", err
+		}
+		return true, fmt.Sprintf("%+.1f allocs/req (%.1f vs %.1f, whole process)", a-f, a, f), nil
 	}},
 }
 
@@ -269,6 +320,31 @@ func ratio(r results, num, den, unit string, ok func(float64) bool) (bool, strin
 	}
 	x := n / d
 	return ok(x), fmt.Sprintf("%.3gx (%.4g / %.4g %s)", x, n, d, unit), nil
+}
+
+// metric checks the median of unit for bench, a figure the benchmark
+// reports itself; suffix follows the value in the report.
+func metric(r results, bench, unit, suffix string, ok func(float64) bool) (bool, string, error) {
+	m, err := r.median(bench, unit)
+	if err != nil {
+		return false, "", err
+	}
+	vs, _ := r.values(bench, unit)
+	return ok(m), fmt.Sprintf("%.3g%s (%s, median of %d runs)", m, suffix, unit, len(vs)), nil
+}
+
+// allocsWithin checks that bench allocates at most extra more than base
+// per operation, by the medians.
+func allocsWithin(r results, bench, base string, extra float64) (bool, string, error) {
+	a, err := r.median(bench, "allocs/op")
+	if err != nil {
+		return false, "", err
+	}
+	b, err := r.median(base, "allocs/op")
+	if err != nil {
+		return false, "", err
+	}
+	return a <= b+extra, fmt.Sprintf("%g allocs/op vs %g", a, b), nil
 }
 
 // everyRun checks unit for bench in each run.

@@ -30,6 +30,25 @@ type Session struct {
 // Record is what the store holds for a Session.
 type Record = httpsession.Record[Session]
 
+// TouchAfter is the store's TouchAfter: a returning session's expiry is
+// written at most once every ten minutes, not on every request. A session
+// thus expires up to ten minutes (a thousandth of Lifetime) before
+// Lifetime has passed since its last request, and the server writes one
+// touch per active session every ten minutes instead of every second.
+const TouchAfter = 10 * time.Minute
+
+// Clone returns a copy of s that shares nothing mutable with it, for the
+// store's Options.Clone: a plain copy, since a Session holds no map, slice
+// or pointer (a time.Time's location is never modified).
+func Clone(s Session) Session { return s }
+
+// CloneRecord is Clone for the Record the store holds: its cookie object
+// is plain data, and the stored document it keeps is never modified.
+func CloneRecord(r Record) Record {
+	r.Value = Clone(r.Value)
+	return r
+}
+
 // New returns the demo's handler: session middleware with
 // express-session's defaults and the npm demo's cookie settings, then a
 // middleware that gives each new session a random "something", then

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sessionstore/sessionstore/examples/demo/app"
 )
@@ -133,5 +135,32 @@ func BenchmarkReturningRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
+
+// TestCloneSharesNothing checks that Session holds nothing a plain copy
+// would share (maps, slices, pointers, interfaces, channels, functions;
+// a time.Time's location aside), so that Clone is a valid Options.Clone.
+func TestCloneSharesNothing(t *testing.T) {
+	var walk func(path string, typ reflect.Type)
+	walk = func(path string, typ reflect.Type) {
+		if typ == reflect.TypeFor[time.Time]() {
+			return
+		}
+		switch typ.Kind() {
+		case reflect.Struct:
+			for i := range typ.NumField() {
+				walk(path+"."+typ.Field(i).Name, typ.Field(i).Type)
+			}
+		case reflect.Array:
+			walk(path+"[]", typ.Elem())
+		case reflect.Map, reflect.Slice, reflect.Pointer, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+			t.Errorf("%s is a %s, which a plain copy shares: app.Clone must copy it", path, typ.Kind())
+		}
+	}
+	walk("Session", reflect.TypeFor[app.Session]())
+	s := app.Session{Something: "x"}
+	if c := app.Clone(s); c != s {
+		t.Errorf("Clone(%+v) = %+v", s, c)
 	}
 }
