@@ -362,3 +362,41 @@ func TestCoherenceTouchesAndOwnWritesCostNothing(t *testing.T) {
 		t.Errorf("A's update invalidated B's memory %d times, want 1", n)
 	}
 }
+
+// A session revoked by another writer moving its expiry into the past,
+// without deleting it or changing its version, is dropped from B's memory
+// within the bound: the oplog entry holds the whole document, expired.
+func TestCoherenceSeesRevocationByExpiry(t *testing.T) {
+	coll := mongotest.Collection(t)
+	tm := newTelemetry(t)
+	a := newStore(t, coll, &sessionstore.Options[visit]{TTLIndex: ttl.Off})
+	b := newStore(t, otherClient(t, coll, mongotest.URI()), observed(tm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
+	waitFollowing(t, tm)
+	if err := a.Create(bg(t), "s", visit{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(bg(t), "s"); err != nil {
+		t.Fatal(err)
+	}
+	// An admin tool, say, expires the session in place.
+	if _, err := coll.UpdateOne(bg(t), bson.D{{Key: "_id", Value: "s"}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "expires", Value: time.Now().Add(-time.Second)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		began := time.Now()
+		_, err := b.Get(bg(t), "s")
+		if errors.Is(err, sessionstore.ErrNotFound) {
+			t.Logf("B saw the revocation %v after it", time.Since(revoked).Round(time.Millisecond))
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if late := began.Sub(revoked); late > sessionstore.DefaultMaxStaleness {
+			t.Fatalf("B still serves a session expired elsewhere %v ago", late)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -128,7 +128,7 @@ func (s sink) Lost(err error) {
 	e.forgetAll()
 	e.obs.FeedLost()
 	if was || !e.feedFailed.Swap(true) {
-		e.log.Warn("sessionstore: lost track of changes made by other instances; memory answers only recent reads until the feed catches up",
+		e.log.Warn("sessionstore: lost track of changes made by other instances; memory was emptied and is trusted as Coherence says until the feed catches up",
 			"collection", e.cfg.Collection, "error", err)
 	}
 }

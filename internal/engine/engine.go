@@ -279,8 +279,8 @@ func (e *Engine) cached(key string, now time.Time) (rec *tier.Record, ok, untrus
 	if !ok || !rec.Live(now) {
 		return nil, false, false
 	}
-	if trusted, feed := e.trusted(rec, now); !trusted {
-		return nil, false, !feed
+	if trusted, byAge := e.trusted(rec, now); !trusted {
+		return nil, false, !byAge
 	}
 	return rec, true, false
 }
