@@ -26,6 +26,7 @@ type embedded struct {
 	proxy  *wiresync.Proxy    // what clients connect to
 	cancel context.CancelFunc // stops Run
 	done   chan struct{}      // closed when Run has returned
+	trim   chan struct{}      // closed when the oplog's trimming has stopped; nil if it never started
 }
 
 // startFerretDB starts FerretDB on the TCP address addr, keeping its
@@ -75,8 +76,15 @@ func startFerretDB(addr, dir string, logger *slog.Logger) (*embedded, error) {
 		// The oplog lets several demo instances on this server keep their
 		// memory coherent (see package oplog).
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err = oplog.Ensure(ctx, f.MongoDBURI(), oplog.DefaultSize)
+		err = oplog.Ensure(ctx, f.MongoDBURI(), oplog.DefaultSize, oplog.DefaultEntries)
 		cancel()
+	}
+	if err == nil {
+		e.trim = make(chan struct{})
+		go func() {
+			defer close(e.trim)
+			_ = oplog.Trim(ctx, f.MongoDBURI(), oplog.TrimInterval, func(err error) { logger.Warn(err.Error()) })
+		}()
 	}
 	if err != nil {
 		e.stop(context.Background())
@@ -94,6 +102,13 @@ func (e *embedded) stop(ctx context.Context) error {
 		_ = e.proxy.Close()
 	}
 	e.cancel()
+	if e.trim != nil {
+		select {
+		case <-e.trim:
+		case <-ctx.Done():
+			return fmt.Errorf("embedded FerretDB's oplog trimming did not stop: %w", context.Cause(ctx))
+		}
+	}
 	select {
 	case <-e.done:
 		return nil

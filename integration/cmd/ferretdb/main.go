@@ -44,6 +44,8 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:0", "TCP `address` to listen on; port 0 picks a free port")
 	dir := flag.String("dir", "", "SQLite data `directory`; empty means a temporary directory removed on exit")
 	oplogSize := flag.Int64("oplog", oplog.DefaultSize, "size in `bytes` of the capped local.oplog.rs to create if missing; 0: none")
+	oplogEntries := flag.Int64("oplog-entries", oplog.DefaultEntries, "most `entries` the oplog keeps; 0: no count cap")
+	oplogTrim := flag.Duration("oplog-trim", oplog.TrimInterval, "`interval` between trims of the oplog to its caps")
 	logLevel := flag.String("log", "warn", "FerretDB log `level` (debug, info, warn, error), written to stderr")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -103,8 +105,11 @@ func run() error {
 	backend, err := url.Parse(f.MongoDBURI())
 	if err == nil && *oplogSize > 0 {
 		octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
-		err = oplog.Ensure(octx, f.MongoDBURI(), *oplogSize)
+		err = oplog.Ensure(octx, f.MongoDBURI(), *oplogSize, *oplogEntries)
 		ocancel()
+		if err == nil {
+			go oplog.Trim(ctx, f.MongoDBURI(), *oplogTrim, func(err error) { logger.Warn(err.Error()) })
+		}
 	}
 	if err == nil {
 		var proxy *wiresync.Proxy
