@@ -47,7 +47,10 @@ const (
 // delete sessions too. The store follows their changes through a change
 // feed: a change stream on replica sets and sharded clusters, or the
 // server's oplog where one is readable (FerretDB with a local.oplog.rs);
-// see the README for what each sees.
+// see the README for what each sees. Every read of the oplog costs the
+// server the whole oplog, so a store reads it only while its memory is
+// asked: from a Get answered by memory until 4 times MaxStaleness after
+// the last.
 type Coherence uint8
 
 const (
@@ -60,7 +63,9 @@ const (
 	CoherenceStrict Coherence = iota
 	// CoherenceLenient follows the feed as CoherenceStrict does, but
 	// while the feed is down or behind, memory answers up to MaxCacheAge,
-	// as a store without a feed would.
+	// as a store without a feed would. An oplog feed that waits for
+	// memory to be asked is neither: until it catches up again,
+	// CoherenceLenient is CoherenceStrict.
 	CoherenceLenient
 	// CoherenceOff follows no feed: memory answers up to MaxCacheAge.
 	// Right for a single instance that is the only writer.

@@ -40,10 +40,21 @@ func otherClient(t *testing.T, coll *mongo.Collection, uri string) *mongo.Collec
 	return c.Database(coll.Database().Name()).Collection(coll.Name())
 }
 
-// waitFollowing waits until a store observed by tm follows the change feed.
-func waitFollowing(t *testing.T, tm *telemetry) {
+// waitFollowing waits until store s, observed by tm, follows the change
+// feed. The oplog feed follows only while memory is asked, so meanwhile
+// s is asked for a session of its own.
+func waitFollowing(t *testing.T, tm *telemetry, s *sessionstore.Store[visit]) {
 	t.Helper()
+	probe := fmt.Sprintf("probe-%p", s)
+	set := false
 	waitObserved(t, "the change feed to catch up", func() bool {
+		if !set { // Create, not Set: its version is known, so the feed keeps it
+			err := s.Create(bg(t), probe, visit{})
+			set = err == nil || errors.Is(err, sessionstore.ErrExists)
+		}
+		if set {
+			_, _ = s.Get(bg(t), probe)
+		}
 		v, ok := tm.gauge(t, tracing.MetricFollowing)
 		return ok && v == 1
 	})
@@ -88,7 +99,7 @@ func testStaleness(t *testing.T, mechanism string) {
 			t.Fatal(err)
 		}
 	}
-	waitFollowing(t, tm)
+	waitFollowing(t, tm, b)
 	if log := logs.String(); !strings.Contains(log, "feed="+mechanism) && !strings.Contains(log, fmt.Sprintf("feed=%q", mechanism)) {
 		t.Fatalf("the store did not follow changes by %s; its log:\n%s", mechanism, logs.String())
 	}
@@ -200,7 +211,7 @@ func TestCoherenceFailsClosedWhileCutOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFollowing(t, tm)
+	waitFollowing(t, tm, b)
 	for i := range n {
 		if _, err := b.Get(bg(t), fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
@@ -247,7 +258,7 @@ func TestCoherenceFailsClosedWhileCutOff(t *testing.T) {
 
 	proxy.Blackhole(false)
 	proxy.ResetAll()
-	waitFollowing(t, tm)
+	waitFollowing(t, tm, b)
 	for i := range n {
 		v, err := b.Get(bg(t), fmt.Sprint(i))
 		switch {
@@ -299,8 +310,8 @@ func TestCoherenceTouchesAndOwnWritesCostNothing(t *testing.T) {
 	b := newStore(t, bcoll, observed(btm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
 	// The feed covers only what is read after its first catch-up (what
 	// was read before may have changed unseen): start after it.
-	waitFollowing(t, atm)
-	waitFollowing(t, btm)
+	waitFollowing(t, atm, a)
+	waitFollowing(t, btm, b)
 	if err := a.Create(bg(t), "s", visit{N: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +382,7 @@ func TestCoherenceSeesRevocationByExpiry(t *testing.T) {
 	tm := newTelemetry(t)
 	a := newStore(t, coll, &sessionstore.Options[visit]{TTLIndex: ttl.Off})
 	b := newStore(t, otherClient(t, coll, mongotest.URI()), observed(tm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
-	waitFollowing(t, tm)
+	waitFollowing(t, tm, b)
 	if err := a.Create(bg(t), "s", visit{N: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -398,5 +409,63 @@ func TestCoherenceSeesRevocationByExpiry(t *testing.T) {
 			t.Fatalf("B still serves a session expired elsewhere %v ago", late)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The oplog feed reads only while memory is asked: every read costs
+// FerretDB the whole oplog. A store never asked reads only its starting
+// point; asked, it follows; left alone for four times MaxStaleness, it stops reading, and
+// its memory, no longer vouched for, makes Gets read the server (fail
+// closed). While it waits it reports no lag.
+func TestCoherenceFeedReadsOnlyWhileMemoryIsAsked(t *testing.T) {
+	coll := mongotest.Collection(t)
+	oplog, reads := mongotest.Monitored(t, coll.Database().Client().Database("local").Collection("oplog.rs"))
+	bcoll := oplog.Database().Client().Database(coll.Database().Name()).Collection(coll.Name())
+	tm := newTelemetry(t)
+	a := newStore(t, coll, &sessionstore.Options[visit]{TTLIndex: ttl.Off})
+	b := newStore(t, bcoll, observed(tm, &sessionstore.Options[visit]{TTLIndex: ttl.Off}))
+	idle := func(what string, most int) {
+		t.Helper()
+		reads.Reset()
+		time.Sleep(2 * sessionstore.DefaultMaxStaleness)
+		if n := reads.Count("find"); n > most {
+			t.Errorf("%s: the feed read the oplog %d times in %v, want at most %d", what, n, 2*sessionstore.DefaultMaxStaleness, most)
+		}
+		if v, ok := tm.gauge(t, tracing.MetricFollowing); !ok || v != 0 {
+			t.Errorf("%s: %s = %d, %v; want 0", what, tracing.MetricFollowing, v, ok)
+		}
+		if m, ok := tm.metric(t, tracing.MetricLag); ok {
+			if g, _ := m.Data.(metricdata.Gauge[float64]); len(g.DataPoints) > 0 {
+				t.Errorf("%s: %s = %+v, want no point while the feed waits", what, tracing.MetricLag, g.DataPoints)
+			}
+		}
+	}
+	idle("never asked", 1) // its starting point
+
+	waitFollowing(t, tm, b)
+	if err := a.Create(bg(t), "s", visit{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(bg(t), "s"); err != nil {
+		t.Fatal(err)
+	}
+	reads.Reset()
+	for range 10 {
+		if _, err := b.Get(bg(t), "s"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(sessionstore.DefaultMaxStaleness / 10)
+	}
+	if n := reads.Count("find"); n == 0 {
+		t.Error("the feed did not read the oplog while memory was asked")
+	}
+
+	time.Sleep(4 * sessionstore.DefaultMaxStaleness)
+	idle("after 4 times MaxStaleness without a Get", 0)
+	if err := a.Delete(bg(t), "s"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Get(bg(t), "s"); !errors.Is(err, sessionstore.ErrNotFound) {
+		t.Fatalf("B.Get after A's delete, with B's feed waiting = %v, %v; want ErrNotFound", v, err)
 	}
 }

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"time"
 
 	"github.com/sessionstore/sessionstore/internal/feed"
@@ -31,7 +33,11 @@ func (e *Engine) trusted(rec *tier.Record, now time.Time) (ok, byAge bool) {
 	if e.cfg.MaxCacheAge > 0 && age >= e.cfg.MaxCacheAge {
 		return false, true
 	}
-	if e.cfg.Coherence == Off || age < e.cfg.MaxStaleness {
+	if e.cfg.Coherence == Off {
+		return true, false
+	}
+	e.ask(now)
+	if age < e.cfg.MaxStaleness {
 		return true, false
 	}
 	// The feed covers a record read after it found its starting point:
@@ -39,7 +45,36 @@ func (e *Engine) trusted(rec *tier.Record, now time.Time) (ok, byAge bool) {
 	if caught := e.caught.Load(); caught != 0 && e.since(now)-caught < int64(e.cfg.MaxStaleness) && e.since(rec.Synced) >= e.origin.Load() {
 		return true, false
 	}
-	return e.cfg.Coherence == Lenient, false
+	// Lenient stands in for a feed that fails, not for one that waits.
+	return e.cfg.Coherence == Lenient && !e.paused.Load(), false
+}
+
+// A feed that paces itself (feed.Pacer) follows while memory was asked
+// for a live record within idleAfter times MaxStaleness, and then waits
+// to be asked again: nobody needs it in between. The time of asking is
+// kept to a quarter of MaxStaleness, so that the hit path only reads it.
+const (
+	idleAfter = 4 // MaxStalenesses
+	askEvery  = 4 // updates of the time of asking per MaxStaleness
+)
+
+// ask records that memory was asked at now, and wakes a feed that waits.
+func (e *Engine) ask(now time.Time) {
+	at := e.since(now)
+	if last := e.asked.Load(); last != 0 && at-last < int64(e.cfg.MaxStaleness)/askEvery {
+		return
+	}
+	e.asked.Store(at)
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wanted reports whether memory was asked within the idle bound.
+func (e *Engine) wanted() bool {
+	asked := e.asked.Load()
+	return asked != 0 && e.since(e.cfg.Now())-asked < idleAfter*int64(e.cfg.MaxStaleness)
 }
 
 // following reports whether the feed has caught up within MaxStaleness,
@@ -57,7 +92,33 @@ func (e *Engine) following() (bool, time.Duration) {
 // sink applies a change feed to the engine.
 type sink struct{ e *Engine }
 
-var _ feed.Sink = sink{}
+var (
+	_ feed.Sink  = sink{}
+	_ feed.Pacer = sink{}
+)
+
+// Await returns at once while memory is asked; otherwise it waits until
+// it is, or ctx ends.
+func (s sink) Await(ctx context.Context) (waited bool, err error) {
+	e := s.e
+	if e.wanted() {
+		return false, nil
+	}
+	select {
+	case <-e.wake: // a stale signal
+	default:
+	}
+	if e.wanted() {
+		return false, nil
+	}
+	e.paused.Store(true) // until the next catch-up
+	select {
+	case <-ctx.Done():
+		return true, ctx.Err()
+	case <-e.wake:
+		return true, nil
+	}
+}
 
 // Changed drops id from memory unless memory holds what was written: the
 // same version and, when the feed knows it, the same payload. Touches
@@ -119,13 +180,21 @@ func (s sink) CaughtUp(since time.Time) {
 		e.log.Info("sessionstore: change feed caught up: memory answers again", "collection", e.cfg.Collection)
 	}
 	e.caught.Store(at)
+	e.paused.Store(false)
 }
 
-// Lost drops memory's contents: changes may have been missed.
+// Lost drops memory's contents: changes may have been missed. A loss
+// while the feed waited for memory to be asked is its expected cost, not
+// a failure.
 func (s sink) Lost(err error) {
 	e := s.e
 	was := e.caught.Swap(0) != 0
+	e.paused.Store(false)
 	e.forgetAll()
+	if errors.Is(err, feed.ErrIdle) {
+		e.log.Debug("sessionstore: memory was emptied: changes rolled off the oplog while memory was not asked", "collection", e.cfg.Collection)
+		return
+	}
 	e.obs.FeedLost()
 	if was || !e.feedFailed.Swap(true) {
 		e.log.Warn("sessionstore: lost track of changes made by other instances; memory was emptied and is trusted as Coherence says until the feed catches up",

@@ -253,3 +253,112 @@ func TestOffFollowsNoFeed(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// The feed is told to wait while memory is not asked: from the start
+// until a Get finds a live record in memory, and again once none has for
+// four times MaxStaleness. A Get that asks memory ends the wait.
+func TestFeedWaitsUntilMemoryIsAsked(t *testing.T) {
+	clk := newClock()
+	db := &tiertest.Fake{}
+	e, sink, cfg := coherent(t, clk, engine.Strict, db)
+	pacer, ok := sink.(feed.Pacer)
+	if !ok {
+		t.Fatal("the engine's sink is not a feed.Pacer")
+	}
+	await := func() (chan error, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			waited, err := pacer.Await(ctx)
+			if err == nil && !waited {
+				err = errors.New("Await returned at once")
+			}
+			done <- err
+		}()
+		return done, cancel
+	}
+	blocked := func(done chan error, what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			t.Fatalf("%s: Await returned (%v), want it to wait", what, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	done, cancel := await()
+	defer cancel()
+	blocked(done, "never asked")
+	db.Put(tier.Record{ID: "a", Payload: []byte("v"), Expires: clk.Now().Add(time.Hour), Rev: 1})
+	if _, _, err := get(e, context.Background(), op(t, cfg), "a", accept); err != nil {
+		t.Fatal(err)
+	}
+	blocked(done, "after a load, which asks the server, not memory")
+	if !hit(t, e, cfg, "a") {
+		t.Fatal("memory did not answer")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a Get answered by memory did not end the wait")
+	}
+	clk.Add(4*cfg.MaxStaleness - time.Millisecond)
+	if waited, err := pacer.Await(context.Background()); waited || err != nil {
+		t.Fatalf("Await = %v, %v within the idle bound of the last Get; want it to return at once", waited, err)
+	}
+	clk.Add(time.Millisecond)
+	done, cancel = await()
+	blocked(done, "idle for 4 times MaxStaleness")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Await = %v after its context ended, want context.Canceled", err)
+	}
+}
+
+// History lost while the feed waited empties memory, like any loss.
+func TestLostWhileIdleEmptiesMemory(t *testing.T) {
+	clk := newClock()
+	db := &tiertest.Fake{}
+	e, sink, cfg := coherent(t, clk, engine.Strict, db)
+	db.Put(tier.Record{ID: "a", Payload: []byte("v"), Expires: clk.Now().Add(time.Hour), Rev: 1})
+	if _, _, err := get(e, context.Background(), op(t, cfg), "a", accept); err != nil {
+		t.Fatal(err)
+	}
+	sink.Lost(feed.ErrIdle)
+	if hit(t, e, cfg, "a") {
+		t.Fatal("memory answered after history was lost while idle")
+	}
+}
+
+// Lenient trusts memory past the bound for a feed that fails, not for
+// one that waits for memory to be asked: from the wait to the next
+// catch-up it is Strict.
+func TestLenientIsStrictWhileTheFeedWaits(t *testing.T) {
+	clk := newClock()
+	db := &tiertest.Fake{}
+	e, sink, cfg := coherent(t, clk, engine.Lenient, db)
+	db.Put(tier.Record{ID: "a", Payload: []byte("v"), Expires: clk.Now().Add(time.Hour), Rev: 1})
+	if _, _, err := get(e, context.Background(), op(t, cfg), "a", accept); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(5 * cfg.MaxStaleness) // nobody asked memory: the feed waits
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = sink.(feed.Pacer).Await(context.Background())
+	}()
+	time.Sleep(50 * time.Millisecond) // Await is waiting
+	if hit(t, e, cfg, "a") {
+		t.Fatal("memory answered past the bound while the feed waited")
+	}
+	<-done // the Get woke the feed
+	if hit(t, e, cfg, "a") {
+		t.Fatal("memory answered past the bound before the woken feed caught up")
+	}
+	sink.CaughtUp(clk.Now())
+	if !hit(t, e, cfg, "a") {
+		t.Fatal("memory did not answer once the feed caught up")
+	}
+}

@@ -159,10 +159,13 @@ type Engine struct {
 	bg    *stopper.Stopper
 	index *indexState
 
-	start      time.Time    // Now() when the engine was made, the origin of caught
-	caught     atomic.Int64 // since(t) for the t at which the feed's last catch-up began; 0: not following
-	origin     atomic.Int64 // since(t) of the first catch-up after the start or a loss
-	feedFailed atomic.Bool  // the feed has been lost at least once
+	start      time.Time     // Now() when the engine was made, the origin of caught
+	caught     atomic.Int64  // since(t) for the t at which the feed's last catch-up began; 0: not following
+	origin     atomic.Int64  // since(t) of the first catch-up after the start or a loss
+	feedFailed atomic.Bool   // the feed has been lost at least once
+	asked      atomic.Int64  // since(t) of the latest time memory was asked for a live record, updated every askEvery
+	wake       chan struct{} // one slot: memory was asked while the feed may be waiting for it
+	paused     atomic.Bool   // the feed waited for memory to be asked and has not caught up since
 
 	closed atomic.Bool
 }
@@ -195,6 +198,7 @@ func New(ctx context.Context, cfg Config, db Authority, mem Cache) (*Engine, err
 		keys:     make(map[string]*keyState),
 		touches:  touch.NewBuffer(cfg.MaxPendingTouches, cfg.TouchGranularity),
 		flushing: make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
 		bg:       stopper.New(),
 		start:    cfg.Now(),
 	}
@@ -236,6 +240,9 @@ func (e *Engine) gauges() observe.Gauges {
 	if e.cfg.Feed != nil && e.cfg.Coherence != Off {
 		g.Feed = true
 		g.Following, g.Lag = e.following()
+		if e.paused.Load() {
+			g.Lag = -1 // not following, on purpose
+		}
 	}
 	return g
 }

@@ -23,12 +23,28 @@ type Sink interface {
 	// document, nil otherwise.
 	Changed(id string, rev int64, payload []byte)
 	// CaughtUp reports that every change committed before since has
-	// been passed to Changed.
+	// been passed to Changed. The first call after the start or a Lost
+	// gives the feed's starting point, and may come before any change:
+	// the sink must not trust what it read before that since.
 	CaughtUp(since time.Time)
 	// Lost reports that the feed lost track of changes: some may never
 	// be reported. Memory must not be trusted until the next CaughtUp.
 	Lost(err error)
 }
+
+// Pacer is implemented by a sink that can tell when nobody needs the
+// changes: a feed that costs the server for every read (the oplog poll)
+// then waits instead of reading.
+type Pacer interface {
+	// Await returns at once while the changes are needed; otherwise it
+	// waits until they are, and reports that it waited, or until ctx
+	// ends, and returns ctx's error.
+	Await(ctx context.Context) (waited bool, err error)
+}
+
+// ErrIdle is the loss a feed reports when changes rolled off while it
+// waited for a Pacer: expected, not a failure.
+var ErrIdle = errors.New("sessionstore: changes rolled off the oplog while nobody needed them")
 
 // Feed is a source of changes.
 type Feed interface {

@@ -14,7 +14,9 @@ import (
 // Oplog polls a server's oplog for the entries of one collection. A
 // tailable cursor would be cheaper on MongoDB, but FerretDB rescans the
 // whole oplog on every getMore of one anyway, so Oplog reads again by ts
-// every Interval. A Feed value must not run twice at once.
+// every Interval, and only while a Pacer sink needs the changes: each
+// read costs FerretDB the whole oplog. A Feed value must not run twice
+// at once.
 type Oplog struct {
 	// Source reads the oplog; see MongoOplog.
 	Source OplogSource
@@ -78,24 +80,36 @@ var errHistoryLost = errors.New("sessionstore: oplog history lost: entries were 
 // Run follows the oplog until ctx ends, reporting to sink.
 func (o *Oplog) Run(ctx context.Context, sink Sink) { retry(ctx, sink, o.follow) }
 
-// follow polls until a poll fails.
+// follow polls until a poll fails. With a Pacer for sink it polls only
+// while the Pacer says the changes are needed.
 func (o *Oplog) follow(ctx context.Context, sink Sink) (bool, error) {
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	if !o.known {
-		// Start from now: the sink drops what it held before it trusts
-		// memory again.
-		rctx, cancel := bounded(ctx, o.Timeout)
-		ts, err := o.Source.Newest(rctx)
-		cancel()
-		if err != nil {
-			return false, err
-		}
-		o.last, o.known, o.seen = ts, true, map[bson.Timestamp]struct{}{}
-	}
+	pacer, _ := sink.(Pacer)
 	for progressed := false; ; progressed = true {
+		if !o.known {
+			// Start from now. Every change before start predates what
+			// the sink reads from now on, and it trusts nothing it read
+			// before (see Sink.CaughtUp): it has caught up with start.
+			start := now()
+			rctx, cancel := bounded(ctx, o.Timeout)
+			ts, err := o.Source.Newest(rctx)
+			cancel()
+			if err != nil {
+				return progressed, err
+			}
+			o.last, o.known, o.seen = ts, true, map[bson.Timestamp]struct{}{}
+			sink.CaughtUp(start)
+		}
+		waited := false
+		if pacer != nil {
+			var err error
+			if waited, err = pacer.Await(ctx); err != nil {
+				return progressed, err
+			}
+		}
 		start := now()
 		rctx, cancel := bounded(ctx, o.Timeout)
 		poll, err := o.Source.After(rctx, o.last)
@@ -105,6 +119,10 @@ func (o *Oplog) follow(ctx context.Context, sink Sink) (bool, error) {
 		}
 		if !poll.Kept {
 			o.known = false
+			if waited {
+				sink.Lost(ErrIdle) // and start again from now
+				continue
+			}
 			return progressed, errHistoryLost
 		}
 		for _, e := range poll.Entries {

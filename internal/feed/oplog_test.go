@@ -142,6 +142,7 @@ func TestOplogReportsEachEntryThenCatchesUp(t *testing.T) {
 	}
 	sink := newRecorder()
 	run(t, &Oplog{Source: src, Interval: time.Millisecond, Payload: session, Now: clk.Now}, sink)
+	sink.expectStart(t)
 	sink.expectChanged(t, "a", 1, []byte("x"))
 	sink.expectChanged(t, "b", 2, []byte("y"))
 	sink.expectChanged(t, "c", -1, nil)
@@ -175,6 +176,7 @@ func TestOplogWithoutPayloadFunc(t *testing.T) {
 	}
 	sink := newRecorder()
 	run(t, &Oplog{Source: src, Interval: time.Millisecond}, sink)
+	sink.expectStart(t)
 	sink.expectChanged(t, "a", 3, nil)
 	sink.expect(t, "caught")
 }
@@ -206,11 +208,13 @@ func TestOplogHistoryLostRestartsFromNewest(t *testing.T) {
 	}
 	sink := newRecorder()
 	run(t, &Oplog{Source: src, Interval: time.Millisecond}, sink)
+	sink.expectStart(t)
 	sink.expectChanged(t, "a", -1, nil)
 	sink.expect(t, "caught")
 	if n := sink.expect(t, "lost"); !errors.Is(n.err, errHistoryLost) {
 		t.Fatalf("Lost(%v), want errHistoryLost", n.err)
 	}
+	sink.expectStart(t)
 	sink.expectChanged(t, "c", -1, nil)
 	sink.expect(t, "caught")
 	newest, after, _ := src.calls()
@@ -237,6 +241,7 @@ func TestOplogResumesAfterAnError(t *testing.T) {
 	}
 	sink := newRecorder()
 	run(t, &Oplog{Source: src, Interval: time.Millisecond}, sink)
+	sink.expectStart(t)
 	sink.expectChanged(t, "a", -1, nil)
 	sink.expect(t, "caught")
 	if n := sink.expect(t, "lost"); !errors.Is(n.err, boom) {
@@ -266,6 +271,7 @@ func TestOplogRetriesNewest(t *testing.T) {
 	if n := sink.expect(t, "lost"); !errors.Is(n.err, boom) {
 		t.Fatalf("Lost(%v), want Newest's error", n.err)
 	}
+	sink.expectStart(t)
 	sink.expect(t, "caught")
 	if _, after, _ := src.calls(); after[0] != ts(7, 0) {
 		t.Fatalf("After called from %v, want the newest entry 7", after[0])
@@ -287,6 +293,9 @@ func TestOplogTimeoutBoundsEachRead(t *testing.T) {
 			t.Parallel()
 			sink := newRecorder()
 			run(t, &Oplog{Source: c.src, Interval: time.Millisecond, Timeout: 20 * time.Millisecond}, sink)
+			if c.name == "After" {
+				sink.expectStart(t)
+			}
 			if n := sink.expect(t, "lost"); !errors.Is(n.err, context.DeadlineExceeded) {
 				t.Fatalf("Lost(%v), want a deadline error", n.err)
 			}
@@ -379,6 +388,7 @@ func TestOplogReportsAnExpiredDocumentAsADelete(t *testing.T) {
 	r := newRecorder()
 	o := &Oplog{Source: src, Interval: time.Hour, Now: clk.Now, Payload: func(bson.Raw) []byte { return []byte("v") }}
 	run(t, o, r)
+	r.expectStart(t)
 	if n := r.next(t); n.kind != "changed" || n.id != "a" || n.rev != -1 || n.payload != nil {
 		t.Fatalf("reported %+v, want a delete of a", n)
 	}

@@ -90,6 +90,13 @@ func (r *recorder) expect(t *testing.T, kind string) note {
 	return n
 }
 
+// expectStart checks that the next call is the CaughtUp of the feed's
+// starting point.
+func (r *recorder) expectStart(t *testing.T) {
+	t.Helper()
+	r.expect(t, "caught")
+}
+
 // expectChanged checks that the next call is Changed(id, rev, payload).
 func (r *recorder) expectChanged(t *testing.T, id string, rev int64, payload []byte) {
 	t.Helper()
