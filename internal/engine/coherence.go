@@ -42,7 +42,9 @@ func (e *Engine) trusted(rec *tier.Record, now time.Time) (ok, byAge bool) {
 	}
 	// The feed covers a record read after it found its starting point:
 	// changes to one read before may have gone unreported.
-	if caught := e.caught.Load(); caught != 0 && e.since(now)-caught < int64(e.cfg.MaxStaleness) && e.since(rec.Synced) >= e.origin.Load() {
+	// A feed that waits vouches for nothing: a change may have been
+	// committed just before its last poll and logged just after.
+	if caught := e.caught.Load(); caught != 0 && !e.paused.Load() && e.since(now)-caught < int64(e.cfg.MaxStaleness) && e.since(rec.Synced) >= e.origin.Load() {
 		return true, false
 	}
 	// Lenient stands in for a feed that fails, not for one that waits.
@@ -111,7 +113,9 @@ func (s sink) Await(ctx context.Context) (waited bool, err error) {
 	if e.wanted() {
 		return false, nil
 	}
-	e.paused.Store(true) // until the next catch-up
+	if e.caught.Load() != 0 {
+		e.paused.Store(true) // until the next catch-up; a failed feed is not paused
+	}
 	select {
 	case <-ctx.Done():
 		return true, ctx.Err()
@@ -177,7 +181,9 @@ func (s sink) CaughtUp(since time.Time) {
 	at := max(e.since(since), 1)
 	if e.caught.Load() == 0 {
 		e.origin.Store(at)
-		e.log.Info("sessionstore: change feed caught up: memory answers again", "collection", e.cfg.Collection)
+		if !e.idleLost.Swap(false) {
+			e.log.Info("sessionstore: change feed caught up: memory answers again", "collection", e.cfg.Collection)
+		}
 	}
 	e.caught.Store(at)
 	e.paused.Store(false)
@@ -189,12 +195,13 @@ func (s sink) CaughtUp(since time.Time) {
 func (s sink) Lost(err error) {
 	e := s.e
 	was := e.caught.Swap(0) != 0
-	e.paused.Store(false)
 	e.forgetAll()
 	if errors.Is(err, feed.ErrIdle) {
+		e.idleLost.Store(true) // and still paused, until the next catch-up
 		e.log.Debug("sessionstore: memory was emptied: changes rolled off the oplog while memory was not asked", "collection", e.cfg.Collection)
 		return
 	}
+	e.paused.Store(false)
 	e.obs.FeedLost()
 	if was || !e.feedFailed.Swap(true) {
 		e.log.Warn("sessionstore: lost track of changes made by other instances; memory was emptied and is trusted as Coherence says until the feed catches up",

@@ -362,3 +362,32 @@ func TestLenientIsStrictWhileTheFeedWaits(t *testing.T) {
 		t.Fatal("memory did not answer once the feed caught up")
 	}
 }
+
+// A feed that waits vouches for nothing, even right after a poll: a change
+// committed just before that poll may be logged just after it, and no
+// later poll would report it. Memory answers again at the next catch-up.
+func TestWaitingFeedVouchesForNothing(t *testing.T) {
+	clk := newClock()
+	db := &tiertest.Fake{}
+	e, sink, cfg := coherent(t, clk, engine.Strict, db)
+	db.Put(tier.Record{ID: "a", Payload: []byte("v"), Expires: clk.Now().Add(time.Hour), Rev: 1})
+	if _, _, err := get(e, context.Background(), op(t, cfg), "a", accept); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(5 * cfg.MaxStaleness) // nobody asked memory
+	sink.CaughtUp(clk.Now())      // the last poll before the wait
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = sink.(feed.Pacer).Await(context.Background())
+	}()
+	time.Sleep(50 * time.Millisecond) // Await is waiting
+	if hit(t, e, cfg, "a") {
+		t.Fatal("memory answered for a record older than the bound while the feed waited")
+	}
+	<-done
+	sink.CaughtUp(clk.Now())
+	if !hit(t, e, cfg, "a") {
+		t.Fatal("memory did not answer once the woken feed caught up")
+	}
+}

@@ -166,6 +166,7 @@ type Engine struct {
 	asked      atomic.Int64  // since(t) of the latest time memory was asked for a live record, updated every askEvery
 	wake       chan struct{} // one slot: memory was asked while the feed may be waiting for it
 	paused     atomic.Bool   // the feed waited for memory to be asked and has not caught up since
+	idleLost   atomic.Bool   // history rolled off while the feed waited; the next catch-up is no news
 
 	closed atomic.Bool
 }
@@ -241,7 +242,7 @@ func (e *Engine) gauges() observe.Gauges {
 		g.Feed = true
 		g.Following, g.Lag = e.following()
 		if e.paused.Load() {
-			g.Lag = -1 // not following, on purpose
+			g.Following, g.Lag = false, -1 // not following, on purpose
 		}
 	}
 	return g

@@ -36,6 +36,10 @@ type Oplog struct {
 	seen  map[bson.Timestamp]struct{} // entries of the collection read within the overlap
 }
 
+// idleLoss is how many Intervals a wait lasts at least for history lost
+// during it to be the wait's cost rather than an oplog too small.
+const idleLoss = 4
+
 // Overlap is how far before the newest entry read each poll reads the
 // collection's entries again, in seconds of ts: FerretDB takes an entry's
 // ts before it inserts the entry, so concurrent writes can land out of
@@ -90,10 +94,9 @@ func (o *Oplog) follow(ctx context.Context, sink Sink) (bool, error) {
 	pacer, _ := sink.(Pacer)
 	for progressed := false; ; progressed = true {
 		if !o.known {
-			// Start from now. Every change before start predates what
-			// the sink reads from now on, and it trusts nothing it read
-			// before (see Sink.CaughtUp): it has caught up with start.
-			start := now()
+			// Start from the newest entry. Every change committed before
+			// it returned predates what the sink reads from then on, and
+			// the sink trusts nothing it read before (see Sink.CaughtUp).
 			rctx, cancel := bounded(ctx, o.Timeout)
 			ts, err := o.Source.Newest(rctx)
 			cancel()
@@ -101,14 +104,18 @@ func (o *Oplog) follow(ctx context.Context, sink Sink) (bool, error) {
 				return progressed, err
 			}
 			o.last, o.known, o.seen = ts, true, map[bson.Timestamp]struct{}{}
-			sink.CaughtUp(start)
+			sink.CaughtUp(now())
 		}
-		waited := false
-		if pacer != nil {
-			var err error
-			if waited, err = pacer.Await(ctx); err != nil {
+		// Wait only with an entry to find again: a poll from the zero ts
+		// of an empty oplog cannot tell what rolled off meanwhile.
+		idle := false
+		if pacer != nil && o.last != (bson.Timestamp{}) {
+			began := time.Now()
+			waited, err := pacer.Await(ctx)
+			if err != nil {
 				return progressed, err
 			}
+			idle = waited && time.Since(began) >= idleLoss*o.Interval
 		}
 		start := now()
 		rctx, cancel := bounded(ctx, o.Timeout)
@@ -119,7 +126,7 @@ func (o *Oplog) follow(ctx context.Context, sink Sink) (bool, error) {
 		}
 		if !poll.Kept {
 			o.known = false
-			if waited {
+			if idle {
 				sink.Lost(ErrIdle) // and start again from now
 				continue
 			}

@@ -80,8 +80,8 @@ func TestOplogReadsOnlyWhileNeeded(t *testing.T) {
 	}
 }
 
-// History that rolled off while the feed waited is its expected cost: it
-// reports Lost with ErrIdle and starts again from the newest entry at
+// History that rolled off while the feed waited for idleLoss Intervals or
+// more is its expected cost: it reports Lost with ErrIdle and starts again from the newest entry at
 // once, without the backoff of a failure.
 func TestOplogHistoryLostWhileIdleIsNoFailure(t *testing.T) {
 	src := &fakeOplog{
@@ -99,6 +99,7 @@ func TestOplogHistoryLostWhileIdleIsNoFailure(t *testing.T) {
 	sink.expectStart(t)
 	sink.expect(t, "caught")
 	sink.expect(t, "waiting")
+	time.Sleep(10 * time.Millisecond) // longer than idleLoss Intervals
 	sink.wake <- struct{}{}
 	lost := sink.expect(t, "lost")
 	if !errors.Is(lost.err, ErrIdle) {
@@ -127,4 +128,43 @@ func TestOplogWaitEndsWithContext(t *testing.T) {
 	if n := sink.count("lost"); n != 0 {
 		t.Fatalf("%d Lost calls on stop, want none", n)
 	}
+}
+
+// History lost after a short wait says the oplog is too small, as it
+// does without a Pacer.
+func TestOplogHistoryLostAfterAShortWaitIsAFailure(t *testing.T) {
+	src := &fakeOplog{
+		newest: []newestStep{{ts: ts(1, 0)}},
+		after:  []afterStep{{kept: true}, {kept: false}},
+	}
+	sink := newPacer()
+	sink.idle <- false
+	sink.idle <- true
+	run(t, &Oplog{Source: src, Interval: 100 * time.Millisecond}, sink)
+	sink.expectStart(t)
+	sink.expect(t, "caught")
+	sink.expect(t, "waiting")
+	sink.wake <- struct{}{}
+	if lost := sink.expect(t, "lost"); !errors.Is(lost.err, errHistoryLost) {
+		t.Fatalf("Lost(%v) after a wait shorter than %d Intervals, want errHistoryLost", lost.err, idleLoss)
+	}
+}
+
+// An empty oplog gives no entry to find again after a wait, so the feed
+// polls it without waiting until it has read one.
+func TestOplogDoesNotWaitOnAnEmptyOplog(t *testing.T) {
+	src := &fakeOplog{
+		newest: []newestStep{{}},
+		after:  []afterStep{{kept: true}, {kept: true, entries: []Entry{{TS: ts(3, 0), Op: "d", ID: "a", Rev: -1}}}, {kept: true}},
+	}
+	sink := newPacer()
+	for range 3 {
+		sink.idle <- true
+	}
+	run(t, &Oplog{Source: src, Interval: time.Millisecond}, sink)
+	sink.expectStart(t)
+	sink.expect(t, "caught")
+	sink.expectChanged(t, "a", -1, nil)
+	sink.expect(t, "caught")
+	sink.expect(t, "waiting") // with an entry to find again
 }
