@@ -165,6 +165,30 @@ func TestOplogReportsEachEntryThenCatchesUp(t *testing.T) {
 	}
 }
 
+// Each poll reads the overlap again and skips the entries it has seen;
+// the first one has seen none, so it reports the collection's entries of
+// the second before the starting point as well.
+func TestOplogReportsTheOverlapOnce(t *testing.T) {
+	before := Entry{TS: ts(100, 1), Op: "i", ID: "a", Rev: 0}
+	after := Entry{TS: ts(100, 6), Op: "u", ID: "b", Rev: -1}
+	later := Entry{TS: ts(101, 0), Op: "d", ID: "c", Rev: -1}
+	src := &fakeOplog{
+		newest: []newestStep{{ts: ts(100, 5)}},
+		after: []afterStep{
+			{kept: true, entries: []Entry{before, after}},
+			{kept: true, entries: []Entry{before, after, later}},
+		},
+	}
+	sink := newRecorder()
+	run(t, &Oplog{Source: src, Interval: time.Millisecond}, sink)
+	sink.expectStart(t)
+	sink.expectChanged(t, "a", 0, nil)
+	sink.expectChanged(t, "b", -1, nil)
+	sink.expect(t, "caught")
+	sink.expectChanged(t, "c", -1, nil)
+	sink.expect(t, "caught")
+}
+
 // Without a Payload func, changes carry no payload even when the entry
 // holds the whole document.
 func TestOplogWithoutPayloadFunc(t *testing.T) {
