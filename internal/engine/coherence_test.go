@@ -48,6 +48,18 @@ func hit(t *testing.T, e *engine.Engine, cfg engine.Config, id string) bool {
 	return ok
 }
 
+// awaiting calls the sink's Await in a goroutine, gives it time to start
+// waiting, and returns a channel closed when it returns.
+func awaiting(sink feed.Sink) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = sink.(feed.Pacer).Await(context.Background())
+	}()
+	time.Sleep(50 * time.Millisecond)
+	return done
+}
+
 // Without a feed that has caught up, memory answers for MaxStaleness after
 // a read, then reads go to the server; a feed caught up within the bound
 // lets memory answer for longer, up to MaxCacheAge.
@@ -344,12 +356,7 @@ func TestLenientIsStrictWhileTheFeedWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(5 * cfg.MaxStaleness) // nobody asked memory: the feed waits
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = sink.(feed.Pacer).Await(context.Background())
-	}()
-	time.Sleep(50 * time.Millisecond) // Await is waiting
+	done := awaiting(sink)
 	if hit(t, e, cfg, "a") {
 		t.Fatal("memory answered past the bound while the feed waited")
 	}
@@ -376,12 +383,7 @@ func TestWaitingFeedVouchesForNothing(t *testing.T) {
 	}
 	clk.Add(5 * cfg.MaxStaleness) // nobody asked memory
 	sink.CaughtUp(clk.Now())      // the last poll before the wait
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = sink.(feed.Pacer).Await(context.Background())
-	}()
-	time.Sleep(50 * time.Millisecond) // Await is waiting
+	done := awaiting(sink)
 	if hit(t, e, cfg, "a") {
 		t.Fatal("memory answered for a record older than the bound while the feed waited")
 	}

@@ -15,49 +15,58 @@ import (
 )
 
 // scriptOplog is an OplogSource over a list of entries, read as
-// MongoOplog reads FerretDB's: each After returns the entries from
-// Overlap seconds before ts on. Newest blocks until release is closed.
+// MongoOplog reads FerretDB's: each After returns the entries from Overlap
+// seconds before ts on, and whether the entry at ts is still kept (always,
+// for a zero ts). With release set, Newest waits until it is closed; with
+// cap set, the list keeps only the newest cap entries.
 type scriptOplog struct {
 	release chan struct{}
+	cap     int
 	polled  chan struct{}
 
 	mu      sync.Mutex
 	entries []feed.Entry
-	newest  bson.Timestamp
 }
 
 func (s *scriptOplog) add(e feed.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.entries = append(s.entries, e)
-	if e.TS.T > s.newest.T || e.TS.T == s.newest.T && e.TS.I > s.newest.I {
-		s.newest = e.TS
+	if s.cap > 0 && len(s.entries) > s.cap {
+		s.entries = s.entries[len(s.entries)-s.cap:]
 	}
 }
 
 func (s *scriptOplog) Newest(ctx context.Context) (bson.Timestamp, error) {
-	select {
-	case <-s.release:
-	case <-ctx.Done():
-		return bson.Timestamp{}, ctx.Err()
+	if s.release != nil {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return bson.Timestamp{}, ctx.Err()
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.newest, nil
+	if len(s.entries) == 0 {
+		return bson.Timestamp{}, nil
+	}
+	return s.entries[len(s.entries)-1].TS, nil
 }
 
 func (s *scriptOplog) After(ctx context.Context, ts bson.Timestamp) (feed.Poll, error) {
 	s.mu.Lock()
+	zero := ts == bson.Timestamp{}
 	from := bson.Timestamp{T: ts.T - min(ts.T, feed.Overlap)}
-	p := feed.Poll{Kept: true, Newest: ts}
+	p := feed.Poll{Kept: zero, Newest: ts}
 	for _, e := range s.entries {
-		if e.TS.T > from.T || e.TS.T == from.T && e.TS.I >= from.I {
-			if e.ID != "" {
-				p.Entries = append(p.Entries, e)
-			}
-			if e.TS.T > p.Newest.T || e.TS.T == p.Newest.T && e.TS.I > p.Newest.I {
-				p.Newest = e.TS
-			}
+		if e.TS == ts {
+			p.Kept = true
+		}
+		if after(e.TS, p.Newest) {
+			p.Newest = e.TS
+		}
+		if zero || !after(from, e.TS) {
+			p.Entries = append(p.Entries, e)
 		}
 	}
 	s.mu.Unlock()
@@ -66,6 +75,11 @@ func (s *scriptOplog) After(ctx context.Context, ts bson.Timestamp) (feed.Poll, 
 	default:
 	}
 	return p, nil
+}
+
+// after reports whether a is after b.
+func after(a, b bson.Timestamp) bool {
+	return a.T > b.T || a.T == b.T && a.I > b.I
 }
 
 // The feed's starting point is the time its read of the newest entry
@@ -112,58 +126,6 @@ func TestSlowStartingPointCoversNothingReadBefore(t *testing.T) {
 	}
 }
 
-// trimmedOplog is an OplogSource over a capped list of entries, read as
-// MongoOplog reads FerretDB's: Kept is true for a zero ts, or if the
-// entry at ts is still there.
-type trimmedOplog struct {
-	polled chan struct{}
-
-	mu      sync.Mutex
-	entries []feed.Entry
-}
-
-func (s *trimmedOplog) add(e feed.Entry, cap int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.entries = append(s.entries, e)
-	if len(s.entries) > cap {
-		s.entries = s.entries[len(s.entries)-cap:]
-	}
-}
-
-func (s *trimmedOplog) Newest(ctx context.Context) (bson.Timestamp, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.entries) == 0 {
-		return bson.Timestamp{}, nil
-	}
-	return s.entries[len(s.entries)-1].TS, nil
-}
-
-func (s *trimmedOplog) After(ctx context.Context, ts bson.Timestamp) (feed.Poll, error) {
-	s.mu.Lock()
-	zero := ts == bson.Timestamp{}
-	from := bson.Timestamp{T: ts.T - min(ts.T, feed.Overlap)}
-	p := feed.Poll{Kept: zero, Newest: ts}
-	for _, e := range s.entries {
-		if e.TS == ts {
-			p.Kept = true
-		}
-		if e.TS.T > p.Newest.T || e.TS.T == p.Newest.T && e.TS.I > p.Newest.I {
-			p.Newest = e.TS
-		}
-		if zero || e.TS.T > from.T || e.TS.T == from.T && e.TS.I >= from.I {
-			p.Entries = append(p.Entries, e)
-		}
-	}
-	s.mu.Unlock()
-	select {
-	case s.polled <- struct{}{}:
-	default:
-	}
-	return p, nil
-}
-
 // A poll from the zero ts of an empty oplog cannot tell what rolled off
 // since, so the feed does not wait until it has read an entry: a change
 // that rolled off during a wait would be reported by no one.
@@ -171,7 +133,7 @@ func TestEmptyOplogIsPolledWithoutWaiting(t *testing.T) {
 	clk := newClock()
 	db := &tiertest.Fake{}
 	cfg := config(t, clk)
-	src := &trimmedOplog{polled: make(chan struct{}, 1)}
+	src := &scriptOplog{cap: 4, polled: make(chan struct{}, 1)}
 	cfg.Feed = &feed.Oplog{Source: src, Interval: time.Millisecond, Now: clk.Now}
 	cfg.Coherence, cfg.MaxStaleness = engine.Strict, time.Second
 	e := start(t, cfg, db)
@@ -189,7 +151,7 @@ func TestEmptyOplogIsPolledWithoutWaiting(t *testing.T) {
 	clk.Add(100 * time.Millisecond)
 	// Another writer changes x, then writes enough to roll it off.
 	db.Put(tier.Record{ID: "x", Payload: []byte("v2"), Expires: clk.Now().Add(time.Hour), Rev: 2})
-	src.add(feed.Entry{TS: bson.Timestamp{T: sec(), I: 1}, Op: "u", ID: "x", Rev: 2}, 4)
+	src.add(feed.Entry{TS: bson.Timestamp{T: sec(), I: 1}, Op: "u", ID: "x", Rev: 2})
 	for range 2 { // a feed that waited would not poll now
 		select {
 		case <-src.polled:
@@ -198,15 +160,14 @@ func TestEmptyOplogIsPolledWithoutWaiting(t *testing.T) {
 		}
 	}
 	for i := range 8 {
-		src.add(feed.Entry{TS: bson.Timestamp{T: sec(), I: uint32(2 + i)}, Op: "i", ID: "other", Rev: 1}, 4)
+		src.add(feed.Entry{TS: bson.Timestamp{T: sec(), I: uint32(2 + i)}, Op: "i", ID: "other", Rev: 1})
 	}
 	clk.Add(2 * time.Second)
 	// A Get of y wakes the feed (y is reloaded: too old to trust now).
 	if _, _, err := get(e, ctx, op(t, cfg), "y", accept); err != nil {
 		t.Fatal(err)
 	}
-	// keep asking memory until the woken feed has polled twice
-	for range 2 {
+	for range 2 { // the woken feed polls twice
 		select {
 		case <-src.polled:
 		case <-time.After(5 * time.Second):

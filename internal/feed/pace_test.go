@@ -81,8 +81,8 @@ func TestOplogReadsOnlyWhileNeeded(t *testing.T) {
 }
 
 // History that rolled off while the feed waited for idleLoss Intervals or
-// more is its expected cost: it reports Lost with ErrIdle and starts again from the newest entry at
-// once, without the backoff of a failure.
+// more is its expected cost: it reports Lost with ErrIdle and starts again
+// from the newest entry at once, without the backoff of a failure.
 func TestOplogHistoryLostWhileIdleIsNoFailure(t *testing.T) {
 	src := &fakeOplog{
 		newest: []newestStep{{ts: ts(1, 0)}, {ts: ts(9, 0)}},
